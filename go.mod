@@ -1,0 +1,3 @@
+module github.com/vmtriage/vmtriage
+
+go 1.26

@@ -1,0 +1,185 @@
+package model
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// MaxRecordErrors caps how many bad records a BatchError lists, so a
+// 100,000-line file of garbage gets a readable answer.
+const MaxRecordErrors = 100
+
+// RecordError says why one record of a batch was refused. Exactly one of
+// Index (a JSON array's element, from 0) or Line (a JSON-lines line, from 1)
+// locates it; the single-object form uses Index 0.
+type RecordError struct {
+	Index  int    `json:"index"`
+	Line   int    `json:"line,omitempty"`
+	ID     string `json:"id,omitempty"`
+	Reason string `json:"reason"`
+}
+
+func (e RecordError) location() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("line %d", e.Line)
+	}
+	return fmt.Sprintf("record %d", e.Index)
+}
+
+// BatchError reports every refused record of a batch. A batch with any bad
+// record is refused whole: nothing of it is applied.
+type BatchError struct {
+	Records []RecordError `json:"errors"`
+	// Total is the number of bad records, which may exceed len(Records).
+	Total int `json:"total_errors"`
+}
+
+func (e *BatchError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d invalid record(s): ", e.Total)
+	for i, r := range e.Records {
+		if i == 3 {
+			fmt.Fprintf(&b, "; and %d more", e.Total-3)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s: %s", r.location(), r.Reason)
+	}
+	return b.String()
+}
+
+func (e *BatchError) add(r RecordError) {
+	e.Total++
+	if len(e.Records) < MaxRecordErrors {
+		e.Records = append(e.Records, r)
+	}
+}
+
+// ErrEmpty is returned for a body with no records at all.
+var ErrEmpty = errors.New("no observations in body")
+
+// DecodeObservations parses one JSON object, a JSON array of objects, or JSON
+// lines (one object per line; blank lines are skipped) and validates every
+// record at time now. Unknown fields are errors. It returns either all the
+// records or a *BatchError naming each bad one; never a partial result.
+func DecodeObservations(body []byte, now time.Time) ([]Observation, error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, ErrEmpty
+	}
+	be := &BatchError{}
+	var out []Observation
+	switch {
+	case trimmed[0] == '[':
+		var raws []json.RawMessage
+		if err := json.Unmarshal(trimmed, &raws); err != nil {
+			return nil, fmt.Errorf("body is not a JSON array of objects: %w", describeJSONError(err))
+		}
+		if len(raws) == 0 {
+			return nil, ErrEmpty
+		}
+		out = make([]Observation, 0, len(raws))
+		for i, raw := range raws {
+			o, err := decodeOne(raw, now)
+			if err != nil {
+				be.add(RecordError{Index: i, ID: o.ID, Reason: err.Error()})
+				continue
+			}
+			out = append(out, o)
+		}
+	case trimmed[0] == '{' && json.Valid(trimmed):
+		o, err := decodeOne(trimmed, now)
+		if err != nil {
+			be.add(RecordError{Index: 0, ID: o.ID, Reason: err.Error()})
+		} else {
+			out = []Observation{o}
+		}
+	default:
+		line := 0
+		rest := body
+		for len(rest) > 0 {
+			line++
+			var cur []byte
+			if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+				cur, rest = rest[:i], rest[i+1:]
+			} else {
+				cur, rest = rest, nil
+			}
+			cur = bytes.TrimSpace(cur)
+			if len(cur) == 0 {
+				continue
+			}
+			o, err := decodeOne(cur, now)
+			if err != nil {
+				be.add(RecordError{Index: line - 1, Line: line, ID: o.ID, Reason: err.Error()})
+				continue
+			}
+			out = append(out, o)
+		}
+		if len(out) == 0 && be.Total == 0 {
+			return nil, ErrEmpty
+		}
+	}
+	if be.Total > 0 {
+		return nil, be
+	}
+	return out, nil
+}
+
+func decodeOne(raw []byte, now time.Time) (Observation, error) {
+	var o Observation
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&o); err != nil {
+		return o, describeJSONError(err)
+	}
+	if dec.More() {
+		return o, errors.New("more than one JSON value on the record")
+	}
+	if err := o.Validate(now); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// describeJSONError turns encoding/json's errors into something an operator
+// can act on without knowing Go's type names.
+func describeJSONError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var tim *time.ParseError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Errorf("malformed JSON at byte %d: %s", syn.Offset, syn.Error())
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return fmt.Errorf("field %s must be a %s, got %s", typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)
+		}
+		return fmt.Errorf("must be a JSON object, got %s", typ.Value)
+	case errors.As(err, &tim):
+		return fmt.Errorf("time %q is not RFC 3339 (e.g. 2026-11-22T10:00:00Z)", tim.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return fmt.Errorf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	return err
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "map", "struct":
+		return "object"
+	case "slice", "array":
+		return "array"
+	case "bool":
+		return "bool"
+	}
+	return goKind
+}
