@@ -1,0 +1,42 @@
+package store
+
+import "crypto/tls"
+
+// URLOptions is what a parsed Redis URL configures, for tests.
+type URLOptions struct {
+	Kind     string
+	Addrs    []string
+	DB       int
+	Master   string
+	Username string
+	Password string
+	// SentinelPassword is the sentinels' own password.
+	SentinelPassword string
+	TLS              bool
+	PoolSize         int
+}
+
+// ParseURLForTest parses url as Connect does, without connecting.
+func ParseURLForTest(url string) (URLOptions, error) {
+	ep, err := parseURL(url)
+	if err != nil {
+		return URLOptions{}, ep.redact(err)
+	}
+	o := URLOptions{Kind: ep.kind, Addrs: ep.addrs()}
+	var tc *tls.Config
+	switch {
+	case ep.single != nil:
+		o.DB, o.Username, o.Password, tc, o.PoolSize = ep.single.DB, ep.single.Username, ep.single.Password, ep.single.TLSConfig, ep.single.PoolSize
+	case ep.cluster != nil:
+		o.Username, o.Password, tc, o.PoolSize = ep.cluster.Username, ep.cluster.Password, ep.cluster.TLSConfig, ep.cluster.PoolSize
+	case ep.failover != nil:
+		f := ep.failover
+		o.DB, o.Master, o.Username, o.Password, o.SentinelPassword, tc, o.PoolSize = f.DB, f.MasterName, f.Username, f.Password, f.SentinelPassword, f.TLSConfig, f.PoolSize
+	}
+	o.TLS = tc != nil
+	return o, nil
+}
+
+// SetMaxIncidents changes how many incidents s keeps, so trimming can be
+// tested with a handful.
+func SetMaxIncidents(s *Store, n int) { s.maxIncidents = n }
