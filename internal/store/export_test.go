@@ -1,6 +1,9 @@
 package store
 
-import "crypto/tls"
+import (
+	"crypto/tls"
+	"time"
+)
 
 // URLOptions is what a parsed Redis URL configures, for tests.
 type URLOptions struct {
@@ -40,3 +43,18 @@ func ParseURLForTest(url string) (URLOptions, error) {
 // SetMaxIncidents changes how many incidents s keeps, so trimming can be
 // tested with a handful.
 func SetMaxIncidents(s *Store, n int) { s.maxIncidents = n }
+
+// Keys names some of s's keys, for tests that inspect Redis directly.
+type Keys struct{ s *Store }
+
+// KeysOf returns s's key names.
+func KeysOf(s *Store) Keys { return Keys{s} }
+
+// Period is the key of a host's facts in the period starting at start.
+func (k Keys) Period(host string, start time.Time) string { return k.s.k.period(host, start) }
+
+// Observations is the observation stream.
+func (k Keys) Observations() string { return k.s.k.observations() }
+
+// Incidents is the incident change stream.
+func (k Keys) Incidents() string { return k.s.k.incidentStream() }
