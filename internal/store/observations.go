@@ -68,8 +68,9 @@ func (s *Store) AppendObservations(ctx context.Context, obs []model.Observation)
 	return nil
 }
 
-// ReadObservations reads up to count new entries for consumer in the
-// "ingest" group (created on demand), waiting up to block for one to arrive;
+// ReadObservations reads up to count new entries (of up to 500 observations
+// each) for consumer in the "ingest" group (created on demand, reading from
+// the start of the stream), waiting up to block for one to arrive;
 // a block of zero or less returns at once. It returns nil, nil when nothing
 // arrived in time.
 func (s *Store) ReadObservations(ctx context.Context, consumer string, count int, block time.Duration) ([]Delivery, error) {

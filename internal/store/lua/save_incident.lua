@@ -31,17 +31,27 @@ redis.call('XADD', streamK, 'MAXLEN', '~', ARGV[8], '*', 'id', id, 'version', ve
 local keep = tonumber(ARGV[9])
 local over = redis.call('ZCARD', allK) - keep
 if over > 0 then
-  -- oldest first; open incidents stay whatever their age
-  local old = redis.call('ZRANGE', allK, 0, math.min(over, 1000) - 1)
-  for _, oid in ipairs(old) do
-    if redis.call('SISMEMBER', openK, oid) == 0 then
-      local ok = ARGV[10] .. oid
-      local ofp = redis.call('HGET', ok, 'fp')
-      if ofp and ofp ~= '' and redis.call('GET', ARGV[11] .. ofp) == oid then
-        redis.call('DEL', ARGV[11] .. ofp)
+  -- delete the oldest resolved incidents; open ones stay whatever their
+  -- age and are stepped over (pos counts them). Bounded per call.
+  local removed, pos, inspected = 0, 0, 0
+  while removed < over and inspected < 1000 do
+    local old = redis.call('ZRANGE', allK, pos, pos + 99)
+    if #old == 0 then break end
+    for _, oid in ipairs(old) do
+      inspected = inspected + 1
+      if redis.call('SISMEMBER', openK, oid) == 1 then
+        pos = pos + 1
+      else
+        local ok = ARGV[10] .. oid
+        local ofp = redis.call('HGET', ok, 'fp')
+        if ofp and ofp ~= '' and redis.call('GET', ARGV[11] .. ofp) == oid then
+          redis.call('DEL', ARGV[11] .. ofp)
+        end
+        redis.call('DEL', ok)
+        redis.call('ZREM', allK, oid)
+        removed = removed + 1
+        if removed == over then break end
       end
-      redis.call('DEL', ok)
-      redis.call('ZREM', allK, oid)
     end
   end
 end

@@ -29,6 +29,9 @@ const (
 var (
 	mu      sync.Mutex
 	clients = map[string]redis.UniversalClient{}
+	// failures remembers an unreachable URL so that the other tests of the
+	// binary fail at once instead of each waiting for a timeout.
+	failures = map[string]error{}
 )
 
 func testURL() string {
@@ -48,10 +51,15 @@ func Client(t testing.TB) redis.UniversalClient {
 	if c, ok := clients[u]; ok {
 		return c
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := store.Connect(ctx, u)
+	err := failures[u]
+	var c redis.UniversalClient
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, err = store.Connect(ctx, u)
+		cancel()
+	}
 	if err != nil {
+		failures[u] = err
 		t.Fatalf("tests need a Redis server: %v\n"+
 			"hint: run `make test`, which starts redis-server, or start one on 127.0.0.1:6379, "+
 			"or point %s at one", err, envURL)
