@@ -185,8 +185,11 @@ func TestObservationStream(t *testing.T) {
 			},
 		},
 		{
-			name: "claim before any group exists",
+			name: "claim and backlog before any stream or group exists",
 			run: func(t *testing.T, ctx context.Context, s *store.Store) {
+				if pending, lag, err := s.Backlog(ctx); err != nil || pending != 0 || lag != 0 {
+					t.Fatalf("backlog = %d, %d, %v; want 0, 0, nil", pending, lag, err)
+				}
 				got, err := s.ClaimStaleObservations(ctx, "c1", 0, 10)
 				if err != nil || len(got) != 0 {
 					t.Fatalf("claim = %v, %v; want nothing", got, err)
