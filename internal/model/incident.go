@@ -139,6 +139,15 @@ type Incident struct {
 	InhibitedBy string `json:"inhibited_by,omitempty"`
 	// Reopened counts recurrences folded into this incident.
 	Reopened int `json:"reopened,omitempty"`
+	// PlatformRecovery is true while the platform itself is recovering the
+	// incident's VMs (e.g. planned maintenance): remedies must refuse a
+	// manual restart or migration, which would fight the platform's.
+	PlatformRecovery bool `json:"platform_recovery,omitempty"`
+	// Escalation names the escalation policy; Targets are the recipients of
+	// the current Level, as "kind:value" (channel:#ops, usergroup:S0PAY,
+	// user:U123, jira-priority:Highest).
+	Escalation string   `json:"escalation,omitempty"`
+	Targets    []string `json:"targets,omitempty"`
 	// Version increases with every change so consumers (Slack, Jira) can
 	// drop stale updates.
 	Version int64 `json:"version"`

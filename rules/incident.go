@@ -1,0 +1,690 @@
+package rules
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vmtriage/vmtriage/internal/model"
+)
+
+// Kinds of incident subject beyond the observation kinds.
+const (
+	KindSource model.Kind = "source"
+	KindSite   model.Kind = "site"
+)
+
+// incKey finds an incident by rule and group labels without building a
+// string, so the lookup does not allocate.
+type incKey struct {
+	rule string
+	l    labels
+}
+
+// incState is an incident and what the engine needs to drive it.
+type incState struct {
+	rule   *Rule
+	labels labels // group labels
+	full   labels // all labels of the latest subject to join
+	fp     string
+	// members are the subjects (VM ids, host ids...) whose condition
+	// holds now; the incident is active while there is any.
+	members     map[string]struct{}
+	prevMembers map[string]struct{}
+	// inhibitedVMs are the VMs of incidents this one mutes.
+	inhibitedVMs map[string]struct{}
+	inc          model.Incident
+	activeSince  time.Time
+	clearedAt    time.Time
+	hostState    string
+	event        string
+	lastSeen     time.Time
+	reason       string
+	// loaded is true for an incident read from the store at start-up whose
+	// subjects have not been evaluated yet.
+	loaded       bool
+	escScheduled bool
+	cancelEsc    bool
+}
+
+// fingerprint is a stable hash of the rule and its group labels.
+func fingerprint(rule string, l labels) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00vm=%s\x00host=%s\x00site=%s\x00source=%s\x00service=%s", rule, l.vm, l.host, l.site, l.source, l.service)
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// incFor returns the incident state of a rule and group, creating it (or
+// adopting one loaded from the store with the same fingerprint).
+func (e *Engine) incFor(r *Rule, group labels) *incState {
+	key := incKey{rule: r.Name, l: group}
+	if st := e.byKey[key]; st != nil {
+		return st
+	}
+	fp := fingerprint(r.Name, group)
+	st := e.byFP[fp]
+	if st == nil {
+		st = &incState{fp: fp, members: map[string]struct{}{}}
+		e.byFP[fp] = st
+	}
+	st.rule = r
+	st.labels = group
+	if st.members == nil {
+		st.members = map[string]struct{}{}
+	}
+	e.byKey[key] = st
+	return st
+}
+
+// touchMember refreshes what an already-member subject tells the incident
+// (e.g. the last-seen time of a stopped VM), without allocating.
+func (e *Engine) touchMember(st *incState) {
+	if st.hostState != e.cur.hostState || st.event != e.cur.event {
+		st.hostState, st.event = e.cur.hostState, e.cur.event
+		e.markDirty(st)
+	}
+}
+
+func (e *Engine) addMember(st *incState, member string) {
+	if _, ok := st.members[member]; ok {
+		return
+	}
+	st.members[member] = struct{}{}
+	st.full = e.cur.labels
+	st.hostState, st.event, st.lastSeen, st.reason = e.cur.hostState, e.cur.event, e.cur.lastSeen, e.cur.reason
+	e.markDirty(st)
+	if len(st.members) == 1 {
+		e.activated(st)
+	}
+}
+
+func (e *Engine) removeMember(st *incState, member string) {
+	if _, ok := st.members[member]; !ok {
+		return
+	}
+	delete(st.members, member)
+	e.markDirty(st)
+	if len(st.members) == 0 {
+		e.cleared(st)
+	}
+}
+
+func approvalFor(r *Rule) model.Approval {
+	if r.Action.Approval && r.Action.Type != model.ActionNone && r.Action.Type != model.ActionNotify {
+		return model.ApprovalPending
+	}
+	return model.ApprovalNotRequired
+}
+
+// activated runs when an incident's condition starts to hold: a clearing
+// incident stays open (anti-flap), a recently resolved one reopens, and
+// otherwise a new incident starts.
+func (e *Engine) activated(st *incState) {
+	st.clearedAt = time.Time{}
+	st.loaded = false
+	inc := &st.inc
+	window := e.set.Settings.ReopenWindow
+	switch {
+	case inc.ID != "" && inc.Open():
+		if st.prevMembers != nil {
+			// Re-joined during a reload's sweep: nothing changed.
+			return
+		}
+	case inc.ID != "" && inc.Status == model.StatusResolved && e.now.Sub(inc.ResolvedAt) <= window:
+		inc.Reopened++
+		inc.ResolvedAt = time.Time{}
+		inc.AckedBy, inc.AckedAt = "", time.Time{}
+		inc.Level, inc.Targets = 0, nil
+		inc.Approval = approvalFor(st.rule)
+		inc.Status = model.StatusPending
+		st.activeSince = e.now
+		e.open[st] = struct{}{}
+		e.changedOpen = true
+		e.m.transitions.WithLabelValues("reopened").Inc()
+		e.maybeFire(st)
+	default:
+		if inc.ID != "" {
+			delete(e.byID, inc.ID)
+		}
+		r := st.rule
+		st.inc = model.Incident{
+			Fingerprint: st.fp,
+			Rule:        r.Name,
+			Status:      model.StatusPending,
+			StartedAt:   e.cur.started,
+			Approval:    approvalFor(r),
+		}
+		st.activeSince = e.now
+		st.inhibitedVMs = nil
+		e.open[st] = struct{}{}
+		e.changedOpen = true
+		e.m.transitions.WithLabelValues(string(model.StatusPending)).Inc()
+		e.maybeFire(st)
+	}
+}
+
+// maybeFire moves a pending incident to firing once its condition has held
+// for the rule's "for".
+func (e *Engine) maybeFire(st *incState) {
+	if st.inc.Status != model.StatusPending || len(st.members) == 0 {
+		return
+	}
+	if e.now.Sub(st.activeSince) < st.rule.For {
+		return
+	}
+	st.inc.Status = model.StatusFiring
+	st.inc.FiringAt = e.now
+	e.changedOpen = true
+	e.markDirty(st)
+	e.m.transitions.WithLabelValues(string(model.StatusFiring)).Inc()
+}
+
+// cleared runs when no subject satisfies the condition any more. A pending
+// incident never told anyone, so it resolves at once; a firing one waits
+// for the resolve delay so that a flapping condition does not resolve and
+// reopen it every period.
+func (e *Engine) cleared(st *incState) {
+	if !st.inc.Open() {
+		return
+	}
+	st.clearedAt = e.now
+	if st.inc.Status == model.StatusPending || e.resolveDelay(st) == 0 {
+		e.resolve(st)
+	}
+}
+
+func (e *Engine) resolveDelay(st *incState) time.Duration {
+	if st.rule.ResolveDelay > 0 {
+		return st.rule.ResolveDelay
+	}
+	return e.set.Settings.ResolveDelay
+}
+
+func (e *Engine) resolve(st *incState) {
+	st.inc.Status = model.StatusResolved
+	st.inc.ResolvedAt = st.clearedAt
+	if st.inc.ResolvedAt.IsZero() {
+		st.inc.ResolvedAt = e.now
+	}
+	delete(e.open, st)
+	if st.escScheduled {
+		st.cancelEsc = true
+	}
+	e.changedOpen = true
+	e.markDirty(st)
+	e.m.transitions.WithLabelValues(string(model.StatusResolved)).Inc()
+}
+
+func (e *Engine) markDirty(st *incState) { e.dirty[st] = struct{}{} }
+
+// advanceLifecycle applies the time-based transitions at e.now.
+func (e *Engine) advanceLifecycle() {
+	grace := max(e.set.Settings.StoppedReporting, 2*e.set.Settings.Period)
+	for st := range e.open {
+		switch {
+		case len(st.members) > 0:
+			e.maybeFire(st)
+		case st.loaded && st.clearedAt.IsZero() && (e.set.Rule(st.rule.Name) == nil || e.now.Sub(e.startedAt) >= grace):
+			// Loaded at start-up and no subject confirmed it since: the
+			// index has been rebuilt, so its condition no longer holds.
+			st.clearedAt = e.now
+			if e.set.Rule(st.rule.Name) == nil {
+				e.resolve(st)
+			}
+		case !st.clearedAt.IsZero() && e.now.Sub(st.clearedAt) >= e.resolveDelay(st):
+			e.resolve(st)
+		}
+	}
+}
+
+// refreshSilences re-applies silences to every open incident (silences
+// start and end with time) and forgets silences that ended a day ago.
+func (e *Engine) refreshSilences() {
+	keep := e.silences[:0]
+	for _, s := range e.silences {
+		if e.now.Sub(s.EndsAt) < 24*time.Hour {
+			keep = append(keep, s)
+		}
+	}
+	e.silences = keep
+	for st := range e.open {
+		e.applySilences(st)
+	}
+}
+
+func (e *Engine) applySilences(st *incState) {
+	if st.inc.ID == "" && !st.inc.Open() {
+		return
+	}
+	silenced := false
+	for i := range e.silences {
+		s := &e.silences[i]
+		if s.Active(e.now) && s.Matches(&st.inc) {
+			silenced = true
+			break
+		}
+	}
+	if silenced != st.inc.Silenced {
+		st.inc.Silenced = silenced
+		e.markDirty(st)
+	}
+}
+
+// claimEscalations takes the due escalations from the store and raises
+// their incidents one level.
+func (e *Engine) claimEscalations(ctx context.Context) error {
+	ids, err := e.store.ClaimDueEscalations(ctx, e.now, 1000)
+	if err != nil {
+		e.m.storeErrors.Inc()
+		return fmt.Errorf("claim due escalations: %w", err)
+	}
+	for _, id := range ids {
+		st := e.byID[id]
+		if st == nil {
+			e.log.Warn("due escalation for an incident this engine does not hold", "incident", id)
+			continue
+		}
+		st.escScheduled = false
+		if !e.escalatable(st) {
+			continue
+		}
+		e.raiseLevel(st)
+	}
+	return nil
+}
+
+// escalatable says whether an incident should keep escalating: firing,
+// not acknowledged, not silenced, not muted, and with levels left.
+func (e *Engine) escalatable(st *incState) bool {
+	p := st.rule.policy
+	return p != nil && st.inc.Status == model.StatusFiring && st.inc.AckedBy == "" &&
+		!st.inc.Silenced && st.inc.InhibitedBy == "" && st.inc.Level < len(p.Levels)
+}
+
+func (e *Engine) raiseLevel(st *incState) {
+	p := st.rule.policy
+	st.inc.Level++
+	lvl := p.Levels[st.inc.Level-1]
+	st.inc.Targets = make([]string, len(lvl.Targets))
+	for i, t := range lvl.Targets {
+		st.inc.Targets[i] = t.String()
+	}
+	e.markDirty(st)
+	e.m.escalations.Inc()
+}
+
+// prune forgets resolved incidents once they are past the reopen window.
+func (e *Engine) prune() {
+	window := e.set.Settings.ReopenWindow
+	for fp, st := range e.byFP {
+		if st.inc.Open() || len(st.members) > 0 {
+			continue
+		}
+		if _, dirty := e.dirty[st]; dirty {
+			continue
+		}
+		if st.inc.ID != "" && e.now.Sub(st.inc.ResolvedAt) <= window {
+			continue
+		}
+		delete(e.byFP, fp)
+		delete(e.byKey, incKey{rule: st.rule.Name, l: st.labels})
+		if st.inc.ID != "" && e.byID[st.inc.ID] == st {
+			delete(e.byID, st.inc.ID)
+		}
+	}
+}
+
+// flush assigns ids, recomputes inhibition, renders and persists every
+// changed incident and host period. Anything that fails stays dirty and is
+// retried by the next flush.
+func (e *Engine) flush(ctx context.Context) error {
+	defer e.flushMetrics()
+	if len(e.dirty) == 0 && len(e.periods) == 0 && !e.changedOpen {
+		return nil
+	}
+	var errs []error
+	// Ids first: inhibition refers to incidents by id.
+	for st := range e.dirty {
+		if st.inc.ID != "" {
+			continue
+		}
+		if !st.inc.Open() {
+			// Pending and cleared within one batch: nobody ever saw it.
+			delete(e.dirty, st)
+			continue
+		}
+		id, err := e.store.NextIncidentID(ctx)
+		if err != nil {
+			e.m.storeErrors.Inc()
+			errs = append(errs, fmt.Errorf("allocate incident id: %w", err))
+			continue
+		}
+		st.inc.ID = id
+		e.byID[id] = st
+	}
+	if e.changedOpen {
+		e.inhibit()
+		e.changedOpen = false
+	}
+	for st := range e.dirty {
+		if st.inc.ID == "" {
+			continue
+		}
+		e.render(st)
+		e.applySilences(st)
+	}
+	for st := range e.dirty {
+		if st.inc.ID == "" {
+			continue
+		}
+		if err := e.schedule(ctx, st); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := e.save(ctx, st); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		delete(e.dirty, st)
+	}
+	for pr, h := range e.periods {
+		if !pr.dirty {
+			delete(e.periods, pr)
+			continue
+		}
+		hp := model.HostPeriod{Start: e.periodStart(pr.idx), State: pr.state, Facts: factsMap(pr.facts), Reasons: e.reasonNames(pr.reasons)}
+		if err := e.store.SaveHostPeriod(ctx, h.id, hp); err != nil {
+			e.m.storeErrors.Inc()
+			errs = append(errs, fmt.Errorf("save period %s of host %s: %w", hp.Start.Format(time.RFC3339), h.id, err))
+			continue
+		}
+		pr.savedState, pr.savedReasons, pr.dirty = pr.state, pr.reasons, false
+		delete(e.periods, pr)
+	}
+	e.m.setOpen(e.open)
+	return errors.Join(errs...)
+}
+
+// schedule keeps the store's escalation set in step with the incident.
+func (e *Engine) schedule(ctx context.Context, st *incState) error {
+	id := st.inc.ID
+	if e.escalatable(st) {
+		if st.escScheduled {
+			return nil
+		}
+		p := st.rule.policy
+		if st.inc.Level == 0 && p.Levels[0].Wait == 0 {
+			e.raiseLevel(st)
+		}
+		if st.inc.Level < len(p.Levels) {
+			due := e.now.Add(p.Levels[st.inc.Level].Wait)
+			if err := e.store.ScheduleEscalation(ctx, id, due); err != nil {
+				e.m.storeErrors.Inc()
+				return fmt.Errorf("schedule escalation of %s: %w", id, err)
+			}
+			st.escScheduled = true
+		}
+		return nil
+	}
+	if st.escScheduled || st.cancelEsc {
+		if err := e.store.CancelEscalation(ctx, id); err != nil {
+			e.m.storeErrors.Inc()
+			return fmt.Errorf("cancel escalation of %s: %w", id, err)
+		}
+		st.escScheduled, st.cancelEsc = false, false
+	}
+	return nil
+}
+
+// save persists one incident with its version. After a conflict (another
+// writer, e.g. the ticket or approval path, saved it meanwhile) it takes
+// the fields those writers own from the stored copy and tries once more.
+func (e *Engine) save(ctx context.Context, st *incState) error {
+	err := e.store.SaveIncident(ctx, &st.inc)
+	if err == nil {
+		return nil
+	}
+	cur, gerr := e.store.Incident(ctx, st.inc.ID)
+	if gerr != nil || cur.Version == st.inc.Version {
+		e.m.storeErrors.Inc()
+		return fmt.Errorf("save incident %s: %w", st.inc.ID, err)
+	}
+	st.inc.Ticket, st.inc.TicketURL = cur.Ticket, cur.TicketURL
+	if cur.Approval != model.ApprovalPending && cur.Approval != "" {
+		st.inc.Approval = cur.Approval
+	}
+	if st.inc.AckedBy == "" && cur.AckedBy != "" {
+		st.inc.AckedBy, st.inc.AckedAt = cur.AckedBy, cur.AckedAt
+	}
+	st.inc.Version = cur.Version
+	if err := e.store.SaveIncident(ctx, &st.inc); err != nil {
+		e.m.storeErrors.Inc()
+		return fmt.Errorf("save incident %s after a version conflict: %w", st.inc.ID, err)
+	}
+	return nil
+}
+
+// inhibit recomputes which open incidents are muted by which. The source
+// chosen for a target is the firing one that started first, so the answer
+// does not depend on the order in which observations arrived.
+func (e *Engine) inhibit() {
+	muted := map[*incState]*incState{}
+	for _, in := range e.set.Inhibits {
+		sources := map[labels]*incState{}
+		for st := range e.open {
+			if st.inc.ID == "" || !containsString(in.SourceRules, st.rule.Name) {
+				continue
+			}
+			key, ok := equalKey(st, in.Equal)
+			if !ok {
+				continue
+			}
+			if cur := sources[key]; cur == nil || betterSource(st, cur) {
+				sources[key] = st
+			}
+		}
+		if len(sources) == 0 {
+			continue
+		}
+		for st := range e.open {
+			if !containsString(in.TargetRules, st.rule.Name) {
+				continue
+			}
+			key, ok := equalKey(st, in.Equal)
+			if !ok {
+				continue
+			}
+			src := sources[key]
+			if src == nil || src == st {
+				continue
+			}
+			if cur := muted[st]; cur == nil || betterSource(src, cur) {
+				muted[st] = src
+			}
+		}
+	}
+	for st := range e.open {
+		src := muted[st]
+		id := ""
+		if src != nil {
+			id = src.inc.ID
+			for _, vm := range e.vmsOf(st) {
+				if src.inhibitedVMs == nil {
+					src.inhibitedVMs = map[string]struct{}{}
+				}
+				if _, ok := src.inhibitedVMs[vm]; !ok {
+					src.inhibitedVMs[vm] = struct{}{}
+					e.markDirty(src)
+				}
+			}
+		}
+		if st.inc.InhibitedBy != id {
+			st.inc.InhibitedBy = id
+			e.markDirty(st)
+		}
+	}
+}
+
+func betterSource(a, b *incState) bool {
+	af, bf := a.inc.Status == model.StatusFiring, b.inc.Status == model.StatusFiring
+	if af != bf {
+		return af
+	}
+	if !a.inc.StartedAt.Equal(b.inc.StartedAt) {
+		return a.inc.StartedAt.Before(b.inc.StartedAt)
+	}
+	return a.inc.ID < b.inc.ID
+}
+
+// equalKey projects an incident's labels onto an inhibit rule's equal
+// labels; ok is false when one of them is empty.
+func equalKey(st *incState, equal []string) (labels, bool) {
+	l := st.full
+	// Group labels are authoritative; full labels fill in the rest.
+	g := st.labels
+	if g.vm != "" {
+		l.vm = g.vm
+	}
+	if g.host != "" {
+		l.host = g.host
+	}
+	if g.site != "" {
+		l.site = g.site
+	}
+	if g.source != "" {
+		l.source = g.source
+	}
+	if g.service != "" {
+		l.service = g.service
+	}
+	k := l.project(equal)
+	for _, name := range equal {
+		if (name == LabelVM && k.vm == "") || (name == LabelHost && k.host == "") || (name == LabelSite && k.site == "") ||
+			(name == LabelSource && k.source == "") || (name == LabelService && k.service == "") {
+			return k, false
+		}
+	}
+	return k, true
+}
+
+// vmsOf lists the VMs an incident is about.
+func (e *Engine) vmsOf(st *incState) []string {
+	set := map[string]struct{}{}
+	if st.rule.Scope == ScopeVM {
+		for m := range st.members {
+			set[m] = struct{}{}
+		}
+	}
+	if st.labels.vm != "" {
+		set[st.labels.vm] = struct{}{}
+	}
+	for vm := range st.inhibitedVMs {
+		set[vm] = struct{}{}
+	}
+	// A loaded incident keeps the VMs it had until re-evaluated.
+	if st.loaded {
+		for _, vm := range st.inc.VMs {
+			set[vm] = struct{}{}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for vm := range set {
+		out = append(out, vm)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// render fills in the incident's descriptive fields from its rule and
+// members.
+func (e *Engine) render(st *incState) {
+	r := st.rule
+	inc := &st.inc
+	if r.Classification.Cause != "" {
+		inc.Severity = r.Classification.Severity
+		inc.Cause = r.Classification.Cause
+		inc.Trigger = r.Classification.Trigger
+		inc.Action = r.Action.Type
+	}
+	if !st.loaded || len(st.members) > 0 {
+		l := st.labels
+		switch {
+		case l.vm != "":
+			inc.Kind, inc.Subject = model.KindVM, l.vm
+		case l.service != "":
+			inc.Kind, inc.Subject = model.KindService, l.host+"/"+l.service
+		case l.host != "":
+			inc.Kind, inc.Subject = model.KindHost, l.host
+		case l.source != "":
+			inc.Kind, inc.Subject = KindSource, l.source
+		case l.site != "":
+			inc.Kind, inc.Subject = KindSite, l.site
+		}
+		if st.full.host != "" || l.host != "" {
+			inc.Host = firstNonEmpty(l.host, st.full.host)
+		}
+		if st.full.site != "" || l.site != "" {
+			inc.Site = firstNonEmpty(l.site, st.full.site)
+		}
+		inc.HostState = st.hostState
+		inc.Event = st.event
+	}
+	inc.VMs = e.vmsOf(st)
+	inc.PlatformRecovery = r.PlatformRecovery
+	if r.policy != nil {
+		inc.Escalation = r.policy.Name
+	}
+	if r.summary != nil {
+		var b strings.Builder
+		data := SummaryData{
+			Rule: r.Name, Cause: inc.Cause, Severity: string(inc.Severity), Trigger: string(inc.Trigger),
+			Action: string(inc.Action), VM: st.labels.vm, Host: inc.Host, Site: inc.Site,
+			Service: st.labels.service, Source: firstNonEmpty(st.labels.source, st.full.source),
+			VMs: inc.VMs, Count: len(inc.VMs), HostState: st.hostState, Event: st.event, Reason: st.reason,
+		}
+		if data.VM == "" && len(inc.VMs) == 1 {
+			data.VM = inc.VMs[0]
+		}
+		if !st.lastSeen.IsZero() {
+			data.LastSeen = st.lastSeen.UTC().Format(time.RFC3339)
+		}
+		if err := r.summary.Execute(&b, data); err != nil {
+			e.log.Warn("render incident summary", "rule", r.Name, "incident", inc.ID, "err", err)
+		} else {
+			inc.Summary = b.String()
+		}
+	}
+	if e.runbooks != nil {
+		inc.Runbooks = e.runbooks(inc)
+	} else if r.Runbook != "" {
+		inc.Runbooks = []string{r.Runbook}
+	}
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// SummaryData is what a rule's summary template can read, and nothing
+// else: templates have no access to the environment or to I/O.
+type SummaryData struct {
+	Rule, Cause, Severity, Trigger, Action string
+	VM, Host, Site, Service, Source        string
+	// VMs lists the affected VMs; Count is their number.
+	VMs       []string
+	Count     int
+	HostState string
+	Event     string
+	// Reason is the VM's crash reason, if its source gave one.
+	Reason string
+	// LastSeen is the source time of the subject's latest report (RFC 3339).
+	LastSeen string
+}
