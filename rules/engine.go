@@ -274,12 +274,19 @@ func (e *Engine) Reload(s *Set) {
 	e.clearMatches()
 	e.sweep()
 	for _, st := range e.byKey {
-		if st.prevMembers != nil {
-			if len(st.members) == 0 && len(st.prevMembers) > 0 {
+		if st.prevMembers == nil {
+			continue
+		}
+		if len(st.members) == 0 && st.inc.Open() {
+			if s.Rule(st.rule.Name) == nil {
+				// The rule is gone: nothing will ever clear it otherwise.
+				st.clearedAt = e.now
+				e.resolve(st)
+			} else if len(st.prevMembers) > 0 {
 				e.cleared(st)
 			}
-			st.prevMembers = nil
 		}
+		st.prevMembers = nil
 	}
 	e.changedOpen = true
 	e.m.reloads.WithLabelValues("success").Inc()

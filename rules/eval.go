@@ -405,10 +405,6 @@ func (e *Engine) evalVM(v *vmRec) {
 		decided = v.since
 	}
 	idx := e.periodIdx(decided)
-	var pr *periodRec
-	if v.h != nil {
-		pr = v.h.period(idx)
-	}
 	var downFor time.Duration
 	if v.state.Down() {
 		downFor = e.now.Sub(v.since)
@@ -442,6 +438,17 @@ func (e *Engine) evalVM(v *vmRec) {
 		Stale:       v.stale,
 		SourceStale: srcStale,
 	}
+	if len(v.matches) == 0 && e.allGuarded(rules) {
+		// The common case (a running VM with no event and no incident):
+		// every rule is ruled out by its guards, so the host need not even
+		// be looked at.
+		e.evals[0] += len(rules)
+		return
+	}
+	var pr *periodRec
+	if v.h != nil {
+		pr = v.h.period(idx)
+	}
 	e.fillHost(&env.Host, v.h, pr)
 	env.Period = PeriodEnv{Start: e.periodStart(idx), Length: e.set.Settings.Period, Now: e.now}
 	e.probes(e.set.probes[ScopeVM], v.h, idx)
@@ -457,6 +464,21 @@ func (e *Engine) evalVM(v *vmRec) {
 		e.cur.started = e.now
 	}
 	e.evalRules(rules, &v.matches, v.id, 0)
+}
+
+// allGuarded reports whether the guards rule out every rule.
+func (e *Engine) allGuarded(rules []*Rule) bool {
+	for _, r := range rules {
+		if r.prog != nil && !e.guarded(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// guarded reports whether a rule's guards rule it out for the env's VM.
+func (e *Engine) guarded(r *Rule) bool {
+	return len(r.guards) > 0 && !guardsPass(r.guards, &e.ev.env.VM)
 }
 
 // evalHost evaluates the host rules at the host's newest period.
@@ -536,11 +558,15 @@ func (e *Engine) evalRules(rules []*Rule, ms *[]match, member string, scope int)
 		if r.prog == nil {
 			continue
 		}
-		ok, err := e.ev.run(r.prog)
-		e.evals[scope]++
-		if err != nil {
-			e.evalError(r.Name, err)
+		var ok bool
+		if scope != 0 || !e.guarded(r) {
+			var err error
+			ok, err = e.ev.run(r.prog)
+			if err != nil {
+				e.evalError(r.Name, err)
+			}
 		}
+		e.evals[scope]++
 		idx := -1
 		for i := range *ms {
 			if (*ms)[i].rule == r {

@@ -84,8 +84,14 @@ func (e *Engine) incFor(r *Rule, group labels) *incState {
 // touchMember refreshes what an already-member subject tells the incident
 // (e.g. the last-seen time of a stopped VM), without allocating.
 func (e *Engine) touchMember(st *incState) {
-	if st.hostState != e.cur.hostState || st.event != e.cur.event {
-		st.hostState, st.event = e.cur.hostState, e.cur.event
+	if len(st.members) != 1 {
+		// Members of a group differ (each VM its own crash period and
+		// event); following whichever was evaluated last would rewrite the
+		// incident on every evaluation.
+		return
+	}
+	if st.hostState != e.cur.hostState || st.event != e.cur.event || st.full != e.cur.labels {
+		st.hostState, st.event, st.full = e.cur.hostState, e.cur.event, e.cur.labels
 		e.markDirty(st)
 	}
 }
@@ -199,7 +205,7 @@ func (e *Engine) cleared(st *incState) {
 }
 
 func (e *Engine) resolveDelay(st *incState) time.Duration {
-	if st.rule.ResolveDelay > 0 {
+	if st.rule.HasResolveDelay {
 		return st.rule.ResolveDelay
 	}
 	return e.set.Settings.ResolveDelay

@@ -505,6 +505,7 @@ func (p *pending) parseRule(d *decoder, n *yaml.Node) {
 	}
 	if v := f["resolve_delay"]; v != nil {
 		r.ResolveDelay = d.duration(v, name, "resolve_delay")
+		r.HasResolveDelay = true
 	}
 	if v := f["group_by"]; v != nil {
 		r.GroupBy = d.strList(v, name, "group_by")
@@ -727,6 +728,9 @@ func (p *pending) compile(probs *[]Problem) {
 			prog, used, eps := compileExpr(s, table, r.Scope, r.Expr)
 			exprErr(raw, r.Name, "expr", eps)
 			r.prog, r.probes = prog, used
+			if r.Scope == ScopeVM && prog != nil {
+				r.guards = vmGuards(r.Expr)
+			}
 		}
 		if raw, ok := p.sumNodes[r]; ok {
 			t, err := template.New(r.Name).Option("missingkey=error").Parse(r.Summary)

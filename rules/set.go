@@ -113,7 +113,9 @@ type Rule struct {
 	Runbook        string
 	// Summary is the template text; it sees SummaryData only.
 	Summary      string
-	ResolveDelay time.Duration // 0 = the set's default
+	// ResolveDelay overrides the set's default when HasResolveDelay.
+	ResolveDelay    time.Duration
+	HasResolveDelay bool
 	// Escalation names a policy; empty means the first policy whose
 	// severities include the rule's severity.
 	Escalation string
@@ -130,6 +132,7 @@ type Rule struct {
 	summary *template.Template
 	probes  []probe
 	policy  *Policy
+	guards  []guard
 }
 
 // HostStateRule is one entry of the host state derivation. Every entry whose

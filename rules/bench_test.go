@@ -1,0 +1,113 @@
+package rules
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+
+	"github.com/vmtriage/vmtriage/internal/clock"
+	"github.com/vmtriage/vmtriage/internal/model"
+)
+
+const (
+	benchVMs   = 100_000
+	benchHosts = 5_000
+)
+
+// benchFleet builds an engine with the default rules over 100,000 VMs on
+// 5,000 hosts, with healthy facts for every host in the current period and
+// a few faults so that the rules have incidents to keep.
+func benchFleet(b *testing.B) (*Engine, []model.Observation) {
+	b.Helper()
+	set, err := Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	clk := clock.NewFake(t0)
+	st := newFakeStore(clk.Now)
+	e, err := NewEngine(context.Background(), Options{Rules: set, Store: st, Clock: clk, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var hosts []model.Observation
+	for i := 0; i < benchHosts; i++ {
+		f := healthy()
+		if i%500 == 0 {
+			f["ecc_uncorrected"] = 1.0
+		}
+		hosts = append(hosts, model.Observation{Source: "prometheus", Kind: model.KindHost, ID: fmt.Sprintf("host-%04d", i),
+			Site: fmt.Sprintf("pod-%d", i%10), Attrs: f, TimeGenerated: t0})
+	}
+	if err := e.Observe(context.Background(), hosts); err != nil {
+		b.Fatal(err)
+	}
+	vms := make([]model.Observation, benchVMs)
+	for i := range vms {
+		state := model.StateRunning
+		if i%1000 == 0 {
+			state = model.StateCrashed
+		}
+		vms[i] = model.Observation{Source: "libvirt", Kind: model.KindVM, ID: fmt.Sprintf("vm-%06d", i),
+			Host: fmt.Sprintf("host-%04d", i%benchHosts), Site: fmt.Sprintf("pod-%d", (i%benchHosts)%10), State: state, TimeGenerated: t0}
+	}
+	if err := e.Observe(context.Background(), vms); err != nil {
+		b.Fatal(err)
+	}
+	return e, vms
+}
+
+// BenchmarkFullSweep evaluates every rule for every VM, host, service and
+// source of the fleet once (what a reload does).
+func BenchmarkFullSweep(b *testing.B) {
+	e, _ := benchFleet(b)
+	e.sweep() // settle memberships
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		e.mu.Lock()
+		e.sweep()
+		e.mu.Unlock()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6, "ms/sweep")
+}
+
+// BenchmarkObserve measures incremental evaluation: one VM observation
+// (the steady state: nothing changes) through Observe.
+func BenchmarkObserve(b *testing.B) {
+	e, vms := benchFleet(b)
+	ctx := context.Background()
+	batch := make([]model.Observation, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		batch[0] = vms[i%len(vms)]
+		i++
+		if err := e.Observe(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkObserveHost measures a host observation, which derives the
+// host's state and re-evaluates its host rules, down VMs and services.
+func BenchmarkObserveHost(b *testing.B) {
+	e, _ := benchFleet(b)
+	ctx := context.Background()
+	batch := make([]model.Observation, 1)
+	hosts := make([]model.Observation, benchHosts)
+	for i := range hosts {
+		hosts[i] = model.Observation{Source: "prometheus", Kind: model.KindHost, ID: fmt.Sprintf("host-%04d", i), Attrs: healthy(), TimeGenerated: t0}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		batch[0] = hosts[i%len(hosts)]
+		i++
+		if err := e.Observe(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
