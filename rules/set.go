@@ -112,7 +112,7 @@ type Rule struct {
 	Action         RuleAction
 	Runbook        string
 	// Summary is the template text; it sees SummaryData only.
-	Summary      string
+	Summary string
 	// ResolveDelay overrides the set's default when HasResolveDelay.
 	ResolveDelay    time.Duration
 	HasResolveDelay bool
