@@ -3,6 +3,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -339,10 +340,18 @@ func compileExpr(set *Set, table *probeTable, scope Scope, src string) (*vm.Prog
 func exprErrorProblem(err error) exprProblem {
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		return exprProblem{fe.From, fe.Message}
+		return exprProblem{fe.From, typeNames.Replace(fe.Message)}
 	}
 	return exprProblem{-1, err.Error()}
 }
+
+// typeNames turns Go type names in expr's messages into the names rule
+// authors write.
+var typeNames = strings.NewReplacer(
+	"rules.VMEnv", "vm", "rules.HostEnv", "host", "rules.FactsEnv", "host.facts",
+	"rules.ServiceEnv", "service", "rules.SourceEnv", "source", "rules.PeriodEnv", "period",
+	"rules.Env", "the environment",
+)
 
 // stateRank orders host states by badness; -1 for an unknown name.
 func stateRank(s string) int {

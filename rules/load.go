@@ -169,6 +169,22 @@ func (d *decoder) fields(n *yaml.Node, rule, what string, allowed ...string) map
 	return out
 }
 
+// peekName returns a rule mapping's name before its keys are checked, so
+// that every problem in the rule can name it.
+func peekName(n *yaml.Node) string { return peekKey(n, "name") }
+
+func peekKey(n *yaml.Node, key string) string {
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key && n.Content[i+1].Kind == yaml.ScalarNode {
+			return n.Content[i+1].Value
+		}
+	}
+	return ""
+}
+
 func joinKey(what, key string) string {
 	if what == "" {
 		return key
@@ -322,6 +338,19 @@ func load(srcs []source) (*Set, error) {
 	}
 	p.compile(&probs)
 	if len(probs) > 0 {
+		// Compilation problems are found after parsing ones; list them
+		// in file and line order, which is how people fix them.
+		order := map[string]int{}
+		for i, src := range srcs {
+			order[src.name] = i
+		}
+		sort.SliceStable(probs, func(i, j int) bool {
+			a, b := probs[i], probs[j]
+			if order[a.File] != order[b.File] {
+				return order[a.File] < order[b.File]
+			}
+			return a.Line < b.Line
+		})
 		return nil, &LoadError{Problems: probs}
 	}
 	return p.set, nil
@@ -416,9 +445,12 @@ func (p *pending) parseSettings(d *decoder, n *yaml.Node) int {
 	}
 	s := &p.set.Settings
 	set("period", func() {
-		if v := d.duration(f["period"], "", "settings.period"); v > 0 {
+		n := len(*d.probs)
+		v := d.duration(f["period"], "", "settings.period")
+		switch {
+		case v > 0:
 			s.Period = v
-		} else {
+		case len(*d.probs) == n:
 			d.errf(f["period"], "", "settings.period", "must be positive")
 		}
 	})
@@ -437,7 +469,7 @@ func (p *pending) parseSettings(d *decoder, n *yaml.Node) int {
 }
 
 func (p *pending) parseHostState(d *decoder, n *yaml.Node) {
-	f := d.fields(n, "", "host_states", "state", "reason", "class", "when")
+	f := d.fields(n, "host state "+peekKey(n, "reason"), "", "state", "reason", "class", "when")
 	hs := &HostStateRule{File: d.file, Line: n.Line, Class: ClassHardware}
 	name := ""
 	if v := f["reason"]; v != nil {
@@ -470,7 +502,7 @@ func (p *pending) parseHostState(d *decoder, n *yaml.Node) {
 }
 
 func (p *pending) parseRule(d *decoder, n *yaml.Node) {
-	f := d.fields(n, "", "rules", "name", "scope", "expr", "for", "group_by", "classification", "action",
+	f := d.fields(n, peekName(n), "", "name", "scope", "expr", "for", "group_by", "classification", "action",
 		"runbook", "summary", "resolve_delay", "escalation", "platform_recovery")
 	r := &Rule{File: d.file, Line: n.Line}
 	if v := f["name"]; v != nil {
@@ -586,7 +618,7 @@ func (p *pending) parseRule(d *decoder, n *yaml.Node) {
 }
 
 func (p *pending) parseInhibit(d *decoder, n *yaml.Node) {
-	f := d.fields(n, "", "inhibit", "name", "source_rules", "target_rules", "equal")
+	f := d.fields(n, "inhibit "+peekKey(n, "name"), "", "name", "source_rules", "target_rules", "equal")
 	in := &Inhibit{File: d.file, Line: n.Line}
 	if v := f["name"]; v != nil {
 		in.Name = d.str(v, "", "inhibit.name")
@@ -623,7 +655,7 @@ func (p *pending) parseInhibit(d *decoder, n *yaml.Node) {
 var targetKinds = []string{"channel", "usergroup", "user", "jira-priority"}
 
 func (p *pending) parsePolicy(d *decoder, n *yaml.Node) {
-	f := d.fields(n, "", "escalation", "name", "severities", "levels")
+	f := d.fields(n, "policy "+peekKey(n, "name"), "", "name", "severities", "levels")
 	pol := &Policy{File: d.file, Line: n.Line}
 	if v := f["name"]; v != nil {
 		pol.Name = d.str(v, "", "escalation.name")
@@ -658,7 +690,7 @@ func (p *pending) parsePolicy(d *decoder, n *yaml.Node) {
 			if t := lf["targets"]; t != nil {
 				for _, tn := range d.list(t, name, key+".targets") {
 					tf := d.fields(tn, name, key+".targets", targetKinds...)
-					if len(tf) != 1 && tn.Kind == yaml.MappingNode {
+					if len(tf) > 1 {
 						d.errf(tn, name, key+".targets", "each target names exactly one of %s", strings.Join(targetKinds, ", "))
 					}
 					for _, k := range targetKinds {
