@@ -211,12 +211,11 @@ func TestListShown(t *testing.T) {
 		return out
 	}
 	tests := []struct {
-		name      string
-		list      *List
-		shown     int
-		more      int
-		wantMore  string
-		nilResult bool
+		name     string
+		list     *List
+		shown    int
+		more     int
+		wantMore string
 	}{
 		{name: "nil list", list: nil, shown: 0, more: 0},
 		{name: "short", list: &List{Items: items(3)}, shown: 3},

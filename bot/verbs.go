@@ -313,16 +313,21 @@ func periodsSection(h model.HostStatus) Section {
 	return sec
 }
 
-// openIncidents lists the open incidents matching f, most urgent first.
+// openIncidents lists the open incidents matching f, most urgent first. It
+// asks per open status rather than filtering a plain listing, which the
+// store caps: old open incidents must not hide behind recent resolved ones.
 func (r *Router) openIncidents(ctx context.Context, f model.IncidentFilter) ([]model.Incident, error) {
-	all, err := r.opts.Incidents.Incidents(ctx, f)
-	if err != nil {
-		return nil, fmt.Errorf("list incidents: %w", err)
-	}
 	var open []model.Incident
-	for _, inc := range all {
-		if inc.Open() {
-			open = append(open, inc)
+	for _, st := range []model.Status{model.StatusFiring, model.StatusPending} {
+		f.Status = st
+		list, err := r.opts.Incidents.Incidents(ctx, f)
+		if err != nil {
+			return nil, fmt.Errorf("list %s incidents: %w", st, err)
+		}
+		for _, inc := range list {
+			if inc.Open() {
+				open = append(open, inc)
+			}
 		}
 	}
 	sortIncidents(open)
@@ -367,6 +372,7 @@ func ackActions(incs []model.Incident, max int) []Action {
 
 func (r *Router) incidents(ctx context.Context, cmd Command) (Reply, error) {
 	var (
+		err        error
 		f          model.IncidentFilter
 		status     = "open"
 		seenStatus bool
@@ -406,18 +412,14 @@ func (r *Router) incidents(ctx context.Context, cmd Command) (Reply, error) {
 	default:
 		f.Status = model.Status(status)
 	}
-	list, err := r.opts.Incidents.Incidents(ctx, f)
+	var list []model.Incident
+	if status == "open" {
+		list, err = r.openIncidents(ctx, f)
+	} else {
+		list, err = r.opts.Incidents.Incidents(ctx, f)
+	}
 	if err != nil {
 		return Reply{}, fmt.Errorf("list incidents: %w", err)
-	}
-	if status == "open" {
-		open := list[:0:0]
-		for _, inc := range list {
-			if inc.Open() {
-				open = append(open, inc)
-			}
-		}
-		list = open
 	}
 	sortIncidents(list)
 	if f.Severity != "" {

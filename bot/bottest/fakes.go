@@ -495,6 +495,7 @@ func (s *Sleeper) Waits() []time.Duration {
 // 429 does.
 type RetryAfterError struct{ After time.Duration }
 
+// Error says it was rate limited.
 func (e RetryAfterError) Error() string { return fmt.Sprintf("rate limited; retry after %s", e.After) }
 
 // RetryAfter returns the hint.
@@ -503,6 +504,7 @@ func (e RetryAfterError) RetryAfter() time.Duration { return e.After }
 // PermanentError is an error that retrying cannot fix.
 type PermanentError struct{ Msg string }
 
+// Error returns Msg.
 func (e PermanentError) Error() string { return e.Msg }
 
 // Permanent returns true.

@@ -76,9 +76,12 @@ type form struct{ name, text string }
 
 func encodings(s string) []form {
 	j, _ := json.Marshal(s)
+	js := string(j[1 : len(j)-1])
 	forms := []form{
 		{"raw", s},
-		{"json", string(j[1 : len(j)-1])},
+		{"json", js},
+		// Some encoders (and Slack's own API) escape "/" as "\/".
+		{"json", strings.ReplaceAll(js, "/", `\/`)},
 		{"url", url.QueryEscape(s)},
 		{"url-path", url.PathEscape(s)},
 		{"base64", base64.StdEncoding.EncodeToString([]byte(s))},
