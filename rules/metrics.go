@@ -2,6 +2,7 @@ package rules
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -23,35 +24,39 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	evals := prometheus.NewCounterVec(prometheus.CounterOpts{
+	var errs []error
+	evals := register(reg, &errs, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vmtriage_rule_evaluations_total",
 		Help: "Rule and host-state expressions evaluated, by scope.",
-	}, []string{"scope"})
+	}, []string{"scope"}))
 	m := &metrics{
-		evalErrors: prometheus.NewCounter(prometheus.CounterOpts{
+		evalErrors: register(reg, &errs, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vmtriage_rule_evaluation_errors_total",
 			Help: "Rule evaluations that failed at run time (counted as false).",
-		}),
-		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		})),
+		open: register(reg, &errs, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "vmtriage_incidents",
 			Help: "Open incidents held by the rule engine, by status.",
-		}, []string{"status"}),
-		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, []string{"status"})),
+		transitions: register(reg, &errs, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vmtriage_incident_transitions_total",
 			Help: "Incident lifecycle transitions, by the status entered (pending, firing, resolved, reopened).",
-		}, []string{"status"}),
-		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, []string{"status"})),
+		reloads: register(reg, &errs, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vmtriage_rule_reloads_total",
 			Help: "Rule reloads, by result (success, failure); a failed reload keeps the old rules.",
-		}, []string{"result"}),
-		escalations: prometheus.NewCounter(prometheus.CounterOpts{
+		}, []string{"result"})),
+		escalations: register(reg, &errs, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vmtriage_escalations_total",
 			Help: "Escalation levels raised.",
-		}),
-		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+		})),
+		storeErrors: register(reg, &errs, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vmtriage_rule_engine_store_errors_total",
 			Help: "Store calls of the rule engine that failed (retried later).",
-		}),
+		})),
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("register rule engine metrics: %w", err)
 	}
 	for i, s := range []string{"vm", "host", "service", "source"} {
 		m.evals[i] = evals.WithLabelValues(s)
@@ -60,18 +65,25 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.openFiring = m.open.WithLabelValues(string(model.StatusFiring))
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
+	return m, nil
+}
+
+// register registers c, or returns the collector already registered under
+// its name (a second engine in one process, e.g. in tests, shares them).
+func register[C prometheus.Collector](reg prometheus.Registerer, errs *[]error, c C) C {
 	if reg == nil {
-		return m, nil
+		return c
 	}
-	for _, c := range []prometheus.Collector{evals, m.evalErrors, m.open, m.transitions, m.reloads, m.escalations, m.storeErrors} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
 			}
 		}
+		*errs = append(*errs, err)
 	}
-	return m, nil
+	return c
 }
 
 func (m *metrics) setOpen(open map[*incState]struct{}) {
