@@ -111,3 +111,55 @@ func BenchmarkObserveHost(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkObserveDownVM measures the unguarded path: a crashed VM already
+// in an incident, re-reported unchanged (host period, probes and every
+// crash rule's program run).
+func BenchmarkObserveDownVM(b *testing.B) {
+	e, vms := benchFleet(b)
+	ctx := context.Background()
+	var down []model.Observation
+	for _, o := range vms {
+		if o.State != model.StateRunning {
+			down = append(down, o)
+		}
+	}
+	batch := make([]model.Observation, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		batch[0] = down[i%len(down)]
+		i++
+		if err := e.Observe(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkTick measures a tick between stale scans (the lifecycle of open
+// incidents and the escalation claim); BenchmarkStaleScan the scan.
+func BenchmarkTick(b *testing.B) {
+	e, _ := benchFleet(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := e.Tick(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkStaleScan measures the stopped-reporting scan of every VM, host
+// and source, which Tick runs every stopped_reporting/20.
+func BenchmarkStaleScan(b *testing.B) {
+	e, _ := benchFleet(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		e.mu.Lock()
+		e.checkStale()
+		e.mu.Unlock()
+	}
+}

@@ -188,7 +188,7 @@ func TestDecisionTable(t *testing.T) {
 					h.advance(time.Minute)
 					h.observe(h.vm("vm-2", "host-1", running, nil))
 				}
-				h.tick()
+				h.advance(30 * time.Second) // stale scans run every timeout/20
 				inc := h.one("vm-stopped-reporting")
 				h.check(inc, want{status: model.StatusFiring, kind: model.KindVM, subject: "vm-1"})
 				if want := "last seen 2026-11-22T10:00:05Z"; !strings.Contains(inc.Summary, want) {
@@ -224,7 +224,7 @@ func TestDecisionTable(t *testing.T) {
 					h.advance(time.Minute)
 					h.observe(h.host("host-2", healthy()))
 				}
-				h.tick()
+				h.advance(30 * time.Second)
 				h.check(h.one("host-stopped-reporting"), want{status: model.StatusFiring, kind: model.KindHost, subject: "host-1"})
 			},
 		},

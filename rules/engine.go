@@ -96,8 +96,9 @@ type Engine struct {
 	// now is the engine clock for the current operation.
 	now time.Time
 	// evals counts rule evaluations per scope until flushed to metrics.
-	evals [4]int
-	errs  int
+	evals          [4]int
+	errs           int
+	lastStaleCheck time.Time
 	// cur describes the subject under evaluation to incidents it joins.
 	cur evalCtx
 	// reasonCache maps a reason mask to its names (per rule set).
@@ -215,7 +216,12 @@ func (e *Engine) Tick(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.now = e.clock.Now()
-	e.checkStale()
+	// The stale scan visits every VM; a twentieth of the timeout is
+	// precise enough and keeps ticks cheap on a 100,000-VM fleet.
+	if every := e.set.Settings.StoppedReporting / 20; e.now.Sub(e.lastStaleCheck) >= every {
+		e.lastStaleCheck = e.now
+		e.checkStale()
+	}
 	e.advanceLifecycle()
 	e.refreshSilences()
 	if err := e.claimEscalations(ctx); err != nil {
