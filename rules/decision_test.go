@@ -108,7 +108,7 @@ func TestDecisionTable(t *testing.T) {
 				h.observe(h.host("host-1", facts("ecc_corrected", 150.0)))
 				h.check(h.one("host-fault-persistent"), want{status: model.StatusFiring, severity: model.SeverityHigh,
 					trigger: model.TriggerPlatform, action: model.ActionMigrateHost, approval: model.ApprovalPending,
-					kind: model.KindHost, subject: "host-1"})
+					kind: model.KindHost, subject: "host-1", vms: []string{"vm-1"}})
 				h.none("vm-crash-on-failing-host")
 			},
 		},

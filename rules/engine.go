@@ -248,7 +248,8 @@ func (e *Engine) Run(ctx context.Context) error {
 }
 
 // Reload swaps the rule set atomically. Every subject is re-evaluated
-// under the new rules; incidents of removed rules resolve.
+// under the new rules; incidents of removed rules resolve. The resulting
+// incident changes are persisted by the next Observe or Tick.
 func (e *Engine) Reload(s *Set) {
 	if s == nil {
 		return

@@ -589,6 +589,15 @@ func (e *Engine) vmsOf(st *incState) []string {
 	if st.labels.vm != "" {
 		set[st.labels.vm] = struct{}{}
 	}
+	if st.rule.Scope == ScopeHost {
+		// A host incident's remedy (migrating the host) concerns every VM
+		// on it, as of when the incident last changed.
+		if h := e.fleet.hosts[st.labels.host]; h != nil {
+			for _, v := range h.vms {
+				set[v.id] = struct{}{}
+			}
+		}
+	}
 	for vm := range st.inhibitedVMs {
 		set[vm] = struct{}{}
 	}
