@@ -312,3 +312,19 @@ func TestAzureAnnotations(t *testing.T) {
 		})
 	}
 }
+
+func TestHeartbeatKeepsVMAlive(t *testing.T) {
+	h := newHarness(t, nil)
+	h.observe(h.vm("vm-1", "host-1", model.StateRunning, nil), h.vm("vm-2", "host-1", model.StateRunning, nil))
+	for i := 0; i < 12; i++ {
+		h.advance(time.Minute)
+		beat := h.vm("vm-1", "", "", nil)
+		beat.Source = "heartbeat"
+		h.observe(h.vm("vm-2", "host-1", model.StateRunning, nil), beat)
+	}
+	h.advance(30 * time.Second)
+	h.none("vm-stopped-reporting")
+	if v := h.e.fleet.vms["vm-1"]; v.state != model.StateRunning || v.src.name != "libvirt" || v.h.id != "host-1" {
+		t.Fatalf("a heartbeat changed the VM: %+v", v)
+	}
+}

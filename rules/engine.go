@@ -190,6 +190,9 @@ func (e *Engine) Rules() *Set {
 // the rules they concern, and persists every incident change before it
 // returns. Applying the same batch twice changes nothing. On error the
 // unsaved changes are kept and retried by the next Observe or Tick.
+//
+// A VM observation without a state is taken as a heartbeat: it proves the
+// VM is alive (for stopped reporting) and changes nothing else.
 func (e *Engine) Observe(ctx context.Context, obs []model.Observation) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()

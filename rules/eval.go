@@ -64,6 +64,18 @@ func (e *Engine) observeVM(o *model.Observation) {
 	src := f.source(o.Source)
 	e.seen(src, o.TimeGenerated)
 	v := f.vms[o.ID]
+	if o.State == "" {
+		// A heartbeat: proof of life, not a state report. It must not
+		// change the VM's state or the source it is judged against.
+		if v != nil && v.stale {
+			v.lastSeen = e.now
+			v.stale = false
+			e.evalVM(v)
+		} else if v != nil {
+			v.lastSeen = e.now
+		}
+		return
+	}
 	if v == nil {
 		v = &vmRec{id: o.ID}
 		f.vms[o.ID] = v

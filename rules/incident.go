@@ -50,6 +50,8 @@ type incState struct {
 	loaded       bool
 	escScheduled bool
 	cancelEsc    bool
+	// logged is the status last logged, so each transition is logged once.
+	logged model.Status
 }
 
 // fingerprint is a stable hash of the rule and its group labels.
@@ -397,6 +399,11 @@ func (e *Engine) flush(ctx context.Context) error {
 			continue
 		}
 		delete(e.dirty, st)
+		if st.logged != st.inc.Status {
+			st.logged = st.inc.Status
+			e.log.Info("incident "+string(st.inc.Status), "incident", st.inc.ID, "rule", st.inc.Rule,
+				"subject", st.inc.Subject, "vms", len(st.inc.VMs), "silenced", st.inc.Silenced, "inhibited_by", st.inc.InhibitedBy)
+		}
 	}
 	for pr, h := range e.periods {
 		if !pr.dirty {
