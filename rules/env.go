@@ -220,6 +220,7 @@ type helperPatch struct {
 	allowed map[string]bool
 }
 
+// Visit implements ast.Visitor.
 func (h *helperPatch) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.IdentifierNode:

@@ -306,6 +306,7 @@ type LoadError struct {
 	Problems []Problem
 }
 
+// Error lists one problem per line.
 func (e *LoadError) Error() string {
 	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {
