@@ -754,8 +754,7 @@ func (p *pending) compile(probs *[]Problem) {
 		hs.prog, hs.probes = prog, used
 	}
 	s.byScope = map[Scope][]*Rule{}
-	for i, r := range s.Rules {
-		r.index = i
+	for _, r := range s.Rules {
 		if raw, ok := p.ruleExprs[r]; ok && r.Expr != "" && r.Scope.valid() {
 			prog, used, eps := compileExpr(s, table, r.Scope, r.Expr)
 			exprErr(raw, r.Name, "expr", eps)

@@ -127,7 +127,6 @@ type Rule struct {
 	File string
 	Line int
 
-	index   int
 	prog    *vm.Program
 	summary *template.Template
 	probes  []probe
