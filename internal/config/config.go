@@ -1,0 +1,194 @@
+// Package config reads vmtriage's configuration from the environment
+// (prefix VMTRIAGE_) with go-envconfig, and describes every variable for
+// `vmtriage serve -h`. Secrets are a type that never prints its value.
+package config
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"reflect"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+)
+
+// Prefix is the prefix of every environment variable vmtriage reads.
+const Prefix = "VMTRIAGE_"
+
+// Secret holds a credential. It prints, logs and marshals as "<secret>";
+// only Reveal gives the value, at the one place that sends it.
+type Secret string
+
+// String hides the value.
+func (Secret) String() string { return "<secret>" }
+
+// GoString hides the value from %#v.
+func (Secret) GoString() string { return "<secret>" }
+
+// MarshalText hides the value from encoders.
+func (Secret) MarshalText() ([]byte, error) { return []byte("<secret>"), nil }
+
+// Reveal returns the value; call it only where the secret is sent.
+func (s Secret) Reveal() string { return string(s) }
+
+// Set reports whether a value was configured.
+func (s Secret) Set() bool { return s != "" }
+
+// Config is the service's configuration. The help tag is what
+// `vmtriage serve -h` prints.
+type Config struct {
+	RedisURL string `env:"REDIS_URL" help:"Redis URL: redis://host:6379/0, rediss://, redis+cluster://h1:p1,h2:p2, redis+sentinel://h1:p1,h2:p2/master. Empty starts an embedded in-memory Redis (demo only: state is lost on exit)."`
+	HTTPAddr string `env:"HTTP_ADDR, default=:8080" help:"Address the HTTP server listens on."`
+
+	Period      time.Duration `env:"PERIOD, default=1m" help:"Length of a collection period; a VM crash is judged against its host's state in the same period."`
+	MaxBody     int64         `env:"MAX_BODY_BYTES, default=16777216" help:"Largest request body accepted by POST endpoints, in bytes."`
+	Workers     int           `env:"INGEST_WORKERS, default=2" help:"Observation consumers in this replica."`
+	Replica     string        `env:"REPLICA" help:"Name of this replica in Redis consumer groups (default: host name and process id)."`
+	ReclaimIdle time.Duration `env:"RECLAIM_IDLE, default=30s" help:"Stream entries pending this long with a dead consumer are taken over."`
+
+	RulesPath string `env:"RULES_PATH" help:"Rule file or folder of rule files; empty uses the built-in default rules."`
+	KBPath    string `env:"KB_PATH" help:"Folder of Markdown runbooks; empty uses the built-in starter set."`
+	KBBaseURL string `env:"KB_BASE_URL" help:"Base URL of runbook links (e.g. a Git web UI); empty links to this server's /kb/."`
+
+	SlackBotToken      Secret `env:"SLACK_BOT_TOKEN" help:"Slack bot token (xoxb-...). Empty: incidents go to the log (serve) or the console (demo)."`
+	SlackAppToken      Secret `env:"SLACK_APP_TOKEN" help:"Slack app-level token (xapp-...) for Socket Mode; no public URL needed."`
+	SlackSigningSecret Secret `env:"SLACK_SIGNING_SECRET" help:"Signing secret verifying POST /slack/commands and /slack/interactions."`
+	SlackAPIURL        string `env:"SLACK_API_URL, default=https://slack.com/api/" help:"Slack Web API base URL (tests point it elsewhere)."`
+	SlackChannel       string `env:"SLACK_CHANNEL" help:"Default channel ID for incident messages."`
+
+	JiraURL     string `env:"JIRA_URL" help:"Jira base URL; empty disables tickets."`
+	JiraUser    string `env:"JIRA_USER" help:"Jira user (e-mail for Jira Cloud); empty with a token means a personal access token (Server/DC)."`
+	JiraToken   Secret `env:"JIRA_TOKEN" help:"Jira API token (Cloud) or personal access token (Server/DC)."`
+	JiraProject string `env:"JIRA_PROJECT" help:"Jira project key for incident tickets."`
+
+	Approvers []string `env:"APPROVERS" help:"Slack user or user-group IDs allowed to approve remedies (comma-separated). Empty: nobody can approve."`
+	Operators []string `env:"OPERATORS" help:"Slack user or user-group IDs allowed to ack and silence (comma-separated). Empty: everyone in the channel."`
+
+	LogLevel  string `env:"LOG_LEVEL, default=info" help:"Log level: debug, info, warn, error."`
+	LogFormat string `env:"LOG_FORMAT, default=text" help:"Log format: text or json."`
+}
+
+// Load reads the configuration through lookup (nil means the process
+// environment) and validates it. Errors name the variable.
+func Load(ctx context.Context, lookup envconfig.Lookuper) (Config, error) {
+	if lookup == nil {
+		lookup = envconfig.OsLookuper()
+	}
+	var c Config
+	err := envconfig.ProcessWith(ctx, &envconfig.Config{
+		Target:   &c,
+		Lookuper: envconfig.PrefixLookuper(Prefix, lookup),
+	})
+	if err != nil {
+		return c, fmt.Errorf("configuration: %s", prefixed(err.Error()))
+	}
+	if err := c.validate(); err != nil {
+		return c, fmt.Errorf("configuration: %w", err)
+	}
+	return c, nil
+}
+
+// prefixed puts the prefix back on variable names in go-envconfig's errors,
+// which name them without it.
+func prefixed(msg string) string {
+	t := reflect.TypeOf(Config{})
+	for i := range t.NumField() {
+		name := envName(t.Field(i))
+		if name != "" && strings.Contains(msg, name) && !strings.Contains(msg, Prefix+name) {
+			msg = strings.Replace(msg, name, Prefix+name, 1)
+		}
+	}
+	return msg
+}
+
+func (c *Config) validate() error {
+	var problems []string
+	bad := func(name, format string, args ...any) {
+		problems = append(problems, Prefix+name+": "+fmt.Sprintf(format, args...))
+	}
+	if c.RedisURL != "" {
+		u, err := url.Parse(c.RedisURL)
+		switch {
+		case err != nil:
+			bad("REDIS_URL", "not a URL")
+		case !strings.HasPrefix(u.Scheme, "redis") && u.Scheme != "rediss":
+			bad("REDIS_URL", "scheme %q is not redis, rediss, redis+cluster or redis+sentinel", u.Scheme)
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("HTTP_ADDR", "%q is not host:port", c.HTTPAddr)
+	}
+	if c.Period < time.Second {
+		bad("PERIOD", "%s is shorter than 1s", c.Period)
+	}
+	if c.MaxBody < 1024 {
+		bad("MAX_BODY_BYTES", "%d is smaller than 1024", c.MaxBody)
+	}
+	if c.Workers < 1 || c.Workers > 64 {
+		bad("INGEST_WORKERS", "%d is not between 1 and 64", c.Workers)
+	}
+	if c.ReclaimIdle < time.Second {
+		bad("RECLAIM_IDLE", "%s is shorter than 1s", c.ReclaimIdle)
+	}
+	if _, err := url.ParseRequestURI(c.SlackAPIURL); err != nil {
+		bad("SLACK_API_URL", "%q is not a URL", c.SlackAPIURL)
+	}
+	if c.JiraURL != "" {
+		if u, err := url.ParseRequestURI(c.JiraURL); err != nil || u.Host == "" {
+			bad("JIRA_URL", "%q is not a URL", c.JiraURL)
+		}
+		if c.JiraProject == "" {
+			bad("JIRA_PROJECT", "required when VMTRIAGE_JIRA_URL is set")
+		}
+		if !c.JiraToken.Set() {
+			bad("JIRA_TOKEN", "required when VMTRIAGE_JIRA_URL is set")
+		}
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL", "%q is not debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("LOG_FORMAT", "%q is not text or json", c.LogFormat)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Usage writes every variable with its default and meaning.
+func Usage(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tMEANING")
+	t := reflect.TypeOf(Config{})
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := envName(f)
+		if name == "" {
+			continue
+		}
+		def := "-"
+		for _, opt := range strings.Split(f.Tag.Get("env"), ",")[1:] {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(opt), "default="); ok {
+				def = v
+			}
+		}
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\n", Prefix, name, def, f.Tag.Get("help"))
+	}
+	tw.Flush()
+}
+
+func envName(f reflect.StructField) string {
+	tag := f.Tag.Get("env")
+	name, _, _ := strings.Cut(tag, ",")
+	return strings.TrimSpace(name)
+}
