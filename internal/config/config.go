@@ -45,7 +45,6 @@ type Config struct {
 	RedisURL string `env:"REDIS_URL" help:"Redis URL: redis://host:6379/0, rediss://, redis+cluster://h1:p1,h2:p2, redis+sentinel://h1:p1,h2:p2/master. Empty starts an embedded in-memory Redis (demo only: state is lost on exit)."`
 	HTTPAddr string `env:"HTTP_ADDR, default=:8080" help:"Address the HTTP server listens on."`
 
-	Period      time.Duration `env:"PERIOD, default=1m" help:"Length of a collection period; a VM crash is judged against its host's state in the same period."`
 	MaxBody     int64         `env:"MAX_BODY_BYTES, default=16777216" help:"Largest request body accepted by POST endpoints, in bytes."`
 	Workers     int           `env:"INGEST_WORKERS, default=2" help:"Observation consumers in this replica."`
 	Replica     string        `env:"REPLICA" help:"Name of this replica in Redis consumer groups (default: host name and process id)."`
@@ -122,9 +121,6 @@ func (c *Config) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("HTTP_ADDR", "%q is not host:port", c.HTTPAddr)
-	}
-	if c.Period < time.Second {
-		bad("PERIOD", "%s is shorter than 1s", c.Period)
 	}
 	if c.MaxBody < 1024 {
 		bad("MAX_BODY_BYTES", "%d is smaller than 1024", c.MaxBody)

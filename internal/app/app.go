@@ -1,0 +1,301 @@
+// Package app wires vmtriage together: Redis, the state store, the rules
+// engine, the ingest pipeline, the bot and the HTTP server. Serve runs the
+// service until its context ends, so a test can boot the whole thing on
+// 127.0.0.1:0.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vmtriage/vmtriage/bot"
+	"github.com/vmtriage/vmtriage/internal/clock"
+	"github.com/vmtriage/vmtriage/internal/config"
+	"github.com/vmtriage/vmtriage/internal/httpapi"
+	"github.com/vmtriage/vmtriage/internal/ingest"
+	"github.com/vmtriage/vmtriage/internal/model"
+	"github.com/vmtriage/vmtriage/internal/store"
+	"github.com/vmtriage/vmtriage/rules"
+)
+
+// Options are what Serve needs beyond the configuration.
+type Options struct {
+	Config config.Config
+	Logger *slog.Logger
+	Clock  clock.Clock
+	// NewPoster builds what receives incident notifications when Slack is
+	// not configured (the demo's console); nil logs them.
+	NewPoster func(svc *Service) (bot.Poster, error)
+	// TickInterval overrides how often the engine's timers are checked
+	// (the demo runs a fast clock).
+	TickInterval time.Duration
+	// Prefix overrides the Redis key prefix (tests use a unique one).
+	Prefix string
+	// Ready, if set, is called once the HTTP server listens, with its
+	// address and the running service.
+	Ready func(addr string, svc *Service)
+}
+
+// Service is a running vmtriage, exposed so that the demo and tests can
+// reach its parts.
+type Service struct {
+	Store    *store.Store
+	Engine   *rules.Engine
+	Router   *bot.Router
+	Pipeline *ingest.Pipeline
+	Addr     string
+}
+
+// Serve runs the service until ctx ends, then shuts down gracefully.
+func Serve(ctx context.Context, opts Options) error {
+	cfg := opts.Config
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	clk := opts.Clock
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	rdb, closeRedis, err := connectRedis(ctx, cfg.RedisURL, log)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+
+	set, err := loadRules(cfg.RulesPath)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	st := store.New(store.Options{Client: rdb, Prefix: opts.Prefix, Clock: clk, Period: set.Settings.Period, Logger: log.With("component", "store")})
+	engine, err := rules.NewEngine(ctx, rules.Options{Rules: set, Store: st, Clock: clk, Logger: log.With("component", "rules"), Registerer: reg, TickInterval: opts.TickInterval})
+	if err != nil {
+		return fmt.Errorf("start rules engine: %w", err)
+	}
+	router, err := bot.NewRouter(bot.Options{
+		Incidents:   st,
+		Fleet:       st,
+		Actions:     actions{Engine: engine, st: st},
+		Permissions: bot.Permissions{Ack: cfg.Operators, Approve: cfg.Approvers},
+		NotFound:    func(err error) bool { return errors.Is(err, store.ErrNotFound) },
+		Clock:       clk,
+		Logger:      log.With("component", "bot"),
+	})
+	if err != nil {
+		return fmt.Errorf("start bot router: %w", err)
+	}
+	replica := cfg.Replica
+	if replica == "" {
+		h, _ := os.Hostname()
+		replica = fmt.Sprintf("%s-%d", h, os.Getpid())
+	}
+	ingestMetrics := ingest.NewMetrics(reg)
+	var pipelines []*ingest.Pipeline
+	for i := range cfg.Workers {
+		p, err := ingest.New(ingest.Options{
+			Stream: st, Evaluator: engine, Consumer: fmt.Sprintf("%s-%d", replica, i),
+			ReclaimIdle: cfg.ReclaimIdle, Clock: clk, Logger: log.With("component", "ingest"), Metrics: ingestMetrics,
+		})
+		if err != nil {
+			return err
+		}
+		pipelines = append(pipelines, p)
+	}
+	svc := &Service{Store: st, Engine: engine, Router: router, Pipeline: pipelines[0]}
+	var poster bot.Poster = logPoster{log: log.With("component", "notify")}
+	if opts.NewPoster != nil {
+		if poster, err = opts.NewPoster(svc); err != nil {
+			return fmt.Errorf("start notifications: %w", err)
+		}
+	}
+	notifier, err := bot.NewNotifier(bot.NotifierOptions{
+		Events: events{st}, Poster: poster, Consumer: replica, Clock: clk, Logger: log.With("component", "notifier"),
+	})
+	if err != nil {
+		return fmt.Errorf("start notifier: %w", err)
+	}
+
+	api := httpapi.New(httpapi.Options{
+		Ingester: st, Reader: st, Ready: st,
+		NotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) },
+		Gatherer: reg, Registerer: reg, MaxBody: cfg.MaxBody, Clock: clk, Logger: log.With("component", "http"),
+	})
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (VMTRIAGE_HTTP_ADDR): %w", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("vmtriage serving", "addr", ln.Addr().String(), "replica", replica,
+		"rules", len(set.Rules), "period", set.Settings.Period, "slack", cfg.SlackBotToken.Set(), "jira", cfg.JiraURL != "")
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	start := func(name string, run func(context.Context) error) {
+		wg.Go(func() {
+			if err := run(ctx); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		})
+	}
+	for _, p := range pipelines {
+		start("ingest", p.Run)
+	}
+	start("rules engine", engine.Run)
+	start("notifier", notifier.Run)
+	if cfg.RulesPath != "" {
+		start("rules watcher", func(ctx context.Context) error {
+			engine.WatchFiles(ctx, []string{cfg.RulesPath}, 5*time.Second)
+			return nil
+		})
+		start("sighup", func(ctx context.Context) error { return reloadOnHUP(ctx, engine, cfg.RulesPath, log) })
+	}
+	wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http server: %w", err)
+		}
+	})
+	svc.Addr = ln.Addr().String()
+	if opts.Ready != nil {
+		opts.Ready(svc.Addr, svc)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		log.Error("component failed; shutting down", "err", runErr)
+	}
+	cancel()
+	shutCtx, shutCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer shutCancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	wg.Wait()
+	log.Info("vmtriage stopped")
+	return runErr
+}
+
+// connectRedis connects to url, or starts the embedded Redis when it is
+// empty — loudly, because its state lives only in this process.
+func connectRedis(ctx context.Context, url string, log *slog.Logger) (redis.UniversalClient, func(), error) {
+	if url == "" {
+		emb, err := store.StartEmbedded()
+		if err != nil {
+			return nil, nil, fmt.Errorf("start embedded redis: %w", err)
+		}
+		log.Warn("VMTRIAGE_REDIS_URL is empty: using an EMBEDDED in-memory Redis; all state is lost on exit and replicas cannot share it — set VMTRIAGE_REDIS_URL in production", "addr", emb.Addr())
+		url = emb.URL()
+		rdb, err := store.Connect(ctx, url)
+		if err != nil {
+			emb.Close()
+			return nil, nil, fmt.Errorf("connect to embedded redis: %w", err)
+		}
+		return rdb, func() { rdb.Close(); emb.Close() }, nil
+	}
+	rdb, err := store.Connect(ctx, url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to redis (VMTRIAGE_REDIS_URL): %w", err)
+	}
+	return rdb, func() { rdb.Close() }, nil
+}
+
+func loadRules(path string) (*rules.Set, error) {
+	if path == "" {
+		set, err := rules.Default()
+		if err != nil {
+			return nil, fmt.Errorf("load default rules: %w", err)
+		}
+		return set, nil
+	}
+	set, err := rules.LoadFiles(path)
+	if err != nil {
+		return nil, fmt.Errorf("load rules from %s (VMTRIAGE_RULES_PATH):\n%w", path, err)
+	}
+	return set, nil
+}
+
+// actions gives the bot what it may do: the engine acknowledges and
+// silences, the store lists silences.
+type actions struct {
+	*rules.Engine
+	st *store.Store
+}
+
+func (a actions) Silences(ctx context.Context) ([]model.Silence, error) { return a.st.Silences(ctx) }
+
+var _ bot.ActionTaker = actions{}
+
+// events adapts the store's incident stream to the notifier's event type.
+type events struct{ st *store.Store }
+
+var _ bot.EventSource = events{}
+
+func (e events) ReadIncidentEvents(ctx context.Context, group, consumer string, count int, block time.Duration) ([]bot.Event, error) {
+	evs, err := e.st.ReadIncidentEvents(ctx, group, consumer, count, block)
+	return convertEvents(evs), err
+}
+
+func (e events) ClaimIncidentEvents(ctx context.Context, group, consumer string, minIdle time.Duration, count int) ([]bot.Event, error) {
+	evs, err := e.st.ClaimIncidentEvents(ctx, group, consumer, minIdle, count)
+	return convertEvents(evs), err
+}
+
+func (e events) AckIncidentEvents(ctx context.Context, group string, ids ...string) error {
+	return e.st.AckIncidentEvents(ctx, group, ids...)
+}
+
+func convertEvents(evs []store.IncidentEvent) []bot.Event {
+	out := make([]bot.Event, len(evs))
+	for i, ev := range evs {
+		out[i] = bot.Event{ID: ev.ID, Incident: ev.Incident}
+	}
+	return out
+}
+
+// logPoster writes notifications to the log when no chat is configured.
+type logPoster struct{ log *slog.Logger }
+
+func (p logPoster) Post(_ context.Context, n bot.Notification) error {
+	inc := n.View.Incident
+	p.log.Info("incident", "incident", inc.ID, "status", inc.Status, "rule", inc.Rule, "severity", inc.Severity,
+		"cause", inc.Cause, "subject", inc.Subject, "action", inc.Action, "summary", inc.Summary)
+	return nil
+}
+
+// NewLogger builds the service's logger from the configuration.
+func NewLogger(w io.Writer, level, format string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(strings.ToUpper(level)))
+	o := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
