@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 )
@@ -13,9 +14,11 @@ import (
 // 100,000-line file of garbage gets a readable answer.
 const MaxRecordErrors = 100
 
-// RecordError says why one record of a batch was refused. Exactly one of
-// Index (a JSON array's element, from 0) or Line (a JSON-lines line, from 1)
-// locates it; the single-object form uses Index 0.
+// RecordError says why one record of a batch was refused. Index is the
+// record's position in the batch, from 0: a JSON array's element, or for
+// JSON lines the record's rank among the non-blank lines; the single-object
+// form uses Index 0. Line, set only for JSON lines, is the record's line
+// number from 1, which is what a person looks for in the file.
 type RecordError struct {
 	Index  int    `json:"index"`
 	Line   int    `json:"line,omitempty"`
@@ -101,7 +104,7 @@ func DecodeObservations(body []byte, now time.Time) ([]Observation, error) {
 			out = []Observation{o}
 		}
 	default:
-		line := 0
+		line, index := 0, 0
 		rest := body
 		for len(rest) > 0 {
 			line++
@@ -116,8 +119,9 @@ func DecodeObservations(body []byte, now time.Time) ([]Observation, error) {
 				continue
 			}
 			o, err := decodeOne(cur, now)
+			index++
 			if err != nil {
-				be.add(RecordError{Index: line - 1, Line: line, ID: o.ID, Reason: err.Error()})
+				be.add(RecordError{Index: index - 1, Line: line, ID: o.ID, Reason: err.Error()})
 				continue
 			}
 			out = append(out, o)
@@ -136,7 +140,15 @@ func decodeOne(raw []byte, now time.Time) (Observation, error) {
 	var o Observation
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
+	if bytes.Equal(raw, []byte("null")) {
+		return o, errors.New("must be a JSON object, got null")
+	}
 	if err := dec.Decode(&o); err != nil {
+		if isTimeError(err) {
+			if terr := timeFieldError(raw); terr != nil {
+				return o, terr
+			}
+		}
 		return o, describeJSONError(err)
 	}
 	if dec.More() {
@@ -146,6 +158,65 @@ func decodeOne(raw []byte, now time.Time) (Observation, error) {
 		return o, err
 	}
 	return o, nil
+}
+
+// timeFields are the Observation fields that hold times.
+var timeFields = []string{"time_generated", "time_received", "time_stored"}
+
+// isTimeError reports whether err came from decoding a time.Time, whose
+// errors name neither the field nor the expected form.
+func isTimeError(err error) bool {
+	var tim *time.ParseError
+	return errors.As(err, &tim) || strings.HasPrefix(err.Error(), "Time.UnmarshalJSON")
+}
+
+// timeFieldError finds which time field of raw (a JSON object) is not an
+// RFC 3339 string and says so by name; nil if it cannot tell. It runs only
+// after decoding failed, so its second pass costs nothing on good input.
+func timeFieldError(raw []byte) error {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	for key, v := range m {
+		for _, f := range timeFields {
+			// encoding/json matches field names case-insensitively; so
+			// does this, to find the value it choked on.
+			if !strings.EqualFold(key, f) || bytes.Equal(v, []byte("null")) {
+				continue
+			}
+			var s string
+			if json.Unmarshal(v, &s) != nil {
+				return fmt.Errorf("%s must be an RFC 3339 string (e.g. 2026-11-22T10:00:00Z), got %s", f, jsonValueKind(v))
+			}
+			var t time.Time
+			if t.UnmarshalText([]byte(s)) != nil {
+				return fmt.Errorf("%s %q is not RFC 3339 (e.g. 2026-11-22T10:00:00Z)", f, s)
+			}
+		}
+	}
+	return nil
+}
+
+// jsonValueKind names the kind of a JSON value by its first byte.
+func jsonValueKind(v []byte) string {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 {
+		return "nothing"
+	}
+	switch v[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "bool"
+	case 'n':
+		return "null"
+	}
+	return "number"
 }
 
 // describeJSONError turns encoding/json's errors into something an operator
@@ -158,16 +229,30 @@ func describeJSONError(err error) error {
 	case errors.As(err, &syn):
 		return fmt.Errorf("malformed JSON at byte %d: %s", syn.Offset, syn.Error())
 	case errors.As(err, &typ):
-		if typ.Field != "" {
-			return fmt.Errorf("field %s must be a %s, got %s", typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)
+		want := jsonKind(typ.Type.Kind().String())
+		switch {
+		case typ.Field == "":
+			return fmt.Errorf("must be a JSON object, got %s", typ.Value)
+		case want == "number" && strings.HasPrefix(typ.Value, "number"):
+			// The right kind but unrepresentable, like 1e400.
+			return fmt.Errorf("field %s: %s is out of range", typ.Field, typ.Value)
 		}
-		return fmt.Errorf("must be a JSON object, got %s", typ.Value)
+		return fmt.Errorf("field %s must be %s, got %s", typ.Field, withArticle(want), typ.Value)
 	case errors.As(err, &tim):
 		return fmt.Errorf("time %q is not RFC 3339 (e.g. 2026-11-22T10:00:00Z)", tim.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return fmt.Errorf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("malformed JSON: the record ends before it is complete (a missing } or ])")
 	}
 	return err
+}
+
+func withArticle(kind string) string {
+	if kind == "object" || kind == "array" {
+		return "an " + kind
+	}
+	return "a " + kind
 }
 
 func jsonKind(goKind string) string {
@@ -180,6 +265,10 @@ func jsonKind(goKind string) string {
 		return "array"
 	case "bool":
 		return "bool"
+	case "int", "int8", "int16", "int32", "int64",
+		"uint", "uint8", "uint16", "uint32", "uint64",
+		"float32", "float64":
+		return "number"
 	}
 	return goKind
 }

@@ -80,12 +80,15 @@ type HostStatus struct {
 	Periods []HostPeriod `json:"periods"`
 }
 
-// PeriodStart aligns t to the start of its collection period.
+// PeriodStart aligns t to the start of its collection period: a multiple
+// of length since the Unix epoch, as the rules engine counts periods. (Go's
+// Truncate counts from year 1, which differs for lengths that do not divide
+// a day, such as 7m, and would put facts in another period than the rules.)
 func PeriodStart(t time.Time, length time.Duration) time.Time {
 	if length <= 0 {
 		return t
 	}
-	return t.Truncate(length).UTC()
+	return time.Unix(0, t.UnixNano()/int64(length)*int64(length)).UTC()
 }
 
 // Silence mutes notifications for what it matches until it ends. Silenced

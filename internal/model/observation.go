@@ -274,6 +274,10 @@ func normaliseAttr(v any) (any, error) {
 		return float64(x), nil
 	case nil:
 		return nil, fmt.Errorf("is null")
+	case map[string]any:
+		return nil, fmt.Errorf("must be a string, number or bool, got an object")
+	case []any:
+		return nil, fmt.Errorf("must be a string, number or bool, got an array")
 	default:
 		return nil, fmt.Errorf("must be a string, number or bool, got %T", v)
 	}
