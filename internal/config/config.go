@@ -73,23 +73,72 @@ type Config struct {
 }
 
 // Load reads the configuration through lookup (nil means the process
-// environment) and validates it. Errors name the variable.
+// environment) and validates it. Every problem is reported at once, each
+// naming its variable; the values of secrets are never echoed.
 func Load(ctx context.Context, lookup envconfig.Lookuper) (Config, error) {
 	if lookup == nil {
 		lookup = envconfig.OsLookuper()
 	}
+	lookup = envconfig.PrefixLookuper(Prefix, lookup)
 	var c Config
-	err := envconfig.ProcessWith(ctx, &envconfig.Config{
-		Target:   &c,
-		Lookuper: envconfig.PrefixLookuper(Prefix, lookup),
-	})
-	if err != nil {
-		return c, fmt.Errorf("configuration: %s", prefixed(err.Error()))
+	var problems []string
+	failed := map[string]bool{}
+	// One field at a time, because go-envconfig stops at the first bad
+	// value and names it by its Go field: an operator fixing a deployment
+	// wants every problem, by variable, in one go.
+	v := reflect.ValueOf(&c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		one := reflect.New(reflect.StructOf([]reflect.StructField{{Name: f.Name, Type: f.Type, Tag: f.Tag}}))
+		err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: one.Interface(), Lookuper: lookup})
+		if err != nil {
+			name := envName(f)
+			failed[Prefix+name] = true
+			problems = append(problems, decodeProblem(f, name, lookup, err))
+			continue
+		}
+		v.Field(i).Set(one.Elem().Field(0))
 	}
-	if err := c.validate(); err != nil {
-		return c, fmt.Errorf("configuration: %w", err)
+	for _, p := range c.validate() {
+		// A value that did not decode was left zero; do not blame it twice.
+		if name, _, _ := strings.Cut(p, ":"); !failed[name] {
+			problems = append(problems, p)
+		}
+	}
+	if len(problems) > 0 {
+		return c, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
 	}
 	return c, nil
+}
+
+// decodeProblem says why the value of field f (variable name, without the
+// prefix) did not decode, in the operator's words rather than strconv's.
+func decodeProblem(f reflect.StructField, name string, lookup envconfig.Lookuper, err error) string {
+	if name == "" {
+		return prefixed(err.Error())
+	}
+	val, _ := lookup.Lookup(name)
+	if f.Type == reflect.TypeOf(Secret("")) {
+		return Prefix + name + ": the value is not valid"
+	}
+	var want string
+	switch {
+	case f.Type == reflect.TypeOf(time.Duration(0)):
+		want = "a duration such as 30s, 5m or 1h30m"
+	case f.Type.Kind() >= reflect.Int && f.Type.Kind() <= reflect.Uint64:
+		want = "a whole number"
+	case f.Type.Kind() == reflect.Float32 || f.Type.Kind() == reflect.Float64:
+		want = "a number"
+	case f.Type.Kind() == reflect.Bool:
+		want = "true or false"
+	default:
+		return Prefix + name + ": " + strings.TrimPrefix(err.Error(), f.Name+": ")
+	}
+	return fmt.Sprintf("%s%s: %q is not %s", Prefix, name, val, want)
 }
 
 // prefixed puts the prefix back on variable names in go-envconfig's errors,
@@ -105,7 +154,9 @@ func prefixed(msg string) string {
 	return msg
 }
 
-func (c *Config) validate() error {
+// validate returns every problem of the decoded values, each starting with
+// the variable's name and a colon.
+func (c *Config) validate() []string {
 	var problems []string
 	bad := func(name, format string, args ...any) {
 		problems = append(problems, Prefix+name+": "+fmt.Sprintf(format, args...))
@@ -115,7 +166,7 @@ func (c *Config) validate() error {
 		switch {
 		case err != nil:
 			bad("REDIS_URL", "not a URL")
-		case !strings.HasPrefix(u.Scheme, "redis") && u.Scheme != "rediss":
+		case !redisSchemes[u.Scheme]:
 			bad("REDIS_URL", "scheme %q is not redis, rediss, redis+cluster or redis+sentinel", u.Scheme)
 		}
 	}
@@ -155,10 +206,13 @@ func (c *Config) validate() error {
 	default:
 		bad("LOG_FORMAT", "%q is not text or json", c.LogFormat)
 	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%s", strings.Join(problems, "; "))
-	}
-	return nil
+	return problems
+}
+
+// redisSchemes are the URL schemes store.Connect understands.
+var redisSchemes = map[string]bool{
+	"redis": true, "redis+cluster": true, "redis+sentinel": true,
+	"rediss": true, "rediss+cluster": true, "rediss+sentinel": true,
 }
 
 // Usage writes every variable with its default and meaning.
