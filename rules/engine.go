@@ -27,6 +27,9 @@ type IncidentStore interface {
 	// Incident returns the stored incident; used to merge after a
 	// version conflict.
 	Incident(ctx context.Context, id string) (model.Incident, error)
+	// DeleteIncident removes a pending incident that was withdrawn before
+	// it fired, if the stored version equals inc.Version.
+	DeleteIncident(ctx context.Context, inc *model.Incident) error
 	// OpenIncidents lists pending and firing incidents (at start-up).
 	OpenIncidents(ctx context.Context) ([]model.Incident, error)
 	Silences(ctx context.Context) ([]model.Silence, error)

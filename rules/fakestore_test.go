@@ -20,6 +20,7 @@ type fakeStore struct {
 	nextSil   int
 	incidents map[string]model.Incident
 	history   []model.Incident // every saved snapshot, in order
+	deleted   []model.Incident // final snapshots of deleted incidents
 	silences  map[string]model.Silence
 	due       map[string]time.Time
 	periods   map[string][]model.HostPeriod
@@ -67,6 +68,30 @@ func (f *fakeStore) SaveIncident(_ context.Context, inc *model.Incident) error {
 	c.Targets = append([]string(nil), inc.Targets...)
 	f.incidents[inc.ID] = c
 	f.history = append(f.history, c)
+	return nil
+}
+
+func (f *fakeStore) DeleteIncident(_ context.Context, inc *model.Incident) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failSave > 0 {
+		f.failSave--
+		return errors.New("fake: store down")
+	}
+	cur, ok := f.incidents[inc.ID]
+	if !ok {
+		if inc.Version != 0 {
+			return errFakeConflict
+		}
+		return nil
+	}
+	if cur.Version != inc.Version {
+		return errFakeConflict
+	}
+	inc.Version++
+	inc.UpdatedAt = f.now()
+	delete(f.incidents, inc.ID)
+	f.deleted = append(f.deleted, *inc)
 	return nil
 }
 

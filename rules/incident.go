@@ -50,6 +50,13 @@ type incState struct {
 	loaded       bool
 	escScheduled bool
 	cancelEsc    bool
+	// withdrawn is set when a stored pending incident stopped holding
+	// before it fired: the next flush deletes it from the store.
+	withdrawn bool
+	// beforeReopen is the resolved incident as it was before a recurrence
+	// reopened it, until the recurrence fires; if it clears first, the
+	// incident goes back to this.
+	beforeReopen *model.Incident
 	// logged is the status last logged, so each transition is logged once.
 	logged model.Status
 }
@@ -138,12 +145,25 @@ func (e *Engine) activated(st *incState) {
 	inc := &st.inc
 	window := e.set.Settings.ReopenWindow
 	switch {
+	case st.withdrawn:
+		// Withdrawn but not yet deleted (in this batch, or the store
+		// failed): it is pending again, its "for" counted afresh.
+		st.withdrawn = false
+		inc.Status, inc.ResolvedAt = model.StatusPending, time.Time{}
+		st.activeSince = e.now
+		e.open[st] = struct{}{}
+		e.changedOpen = true
+		e.markDirty(st)
+		e.m.transitions.WithLabelValues(string(model.StatusPending)).Inc()
+		e.maybeFire(st)
 	case inc.ID != "" && inc.Open():
 		if st.prevMembers != nil {
 			// Re-joined during a reload's sweep: nothing changed.
 			return
 		}
 	case inc.ID != "" && inc.Status == model.StatusResolved && e.now.Sub(inc.ResolvedAt) <= window:
+		prev := *inc
+		st.beforeReopen = &prev
 		inc.Reopened++
 		inc.ResolvedAt = time.Time{}
 		inc.AckedBy, inc.AckedAt = "", time.Time{}
@@ -160,6 +180,7 @@ func (e *Engine) activated(st *incState) {
 			delete(e.byID, inc.ID)
 		}
 		r := st.rule
+		st.beforeReopen = nil
 		st.inc = model.Incident{
 			Fingerprint: st.fp,
 			Rule:        r.Name,
@@ -187,15 +208,16 @@ func (e *Engine) maybeFire(st *incState) {
 	}
 	st.inc.Status = model.StatusFiring
 	st.inc.FiringAt = e.now
+	st.beforeReopen = nil
 	e.changedOpen = true
 	e.markDirty(st)
 	e.m.transitions.WithLabelValues(string(model.StatusFiring)).Inc()
 }
 
 // cleared runs when no subject satisfies the condition any more. A pending
-// incident never told anyone, so it resolves at once; a firing one waits
-// for the resolve delay so that a flapping condition does not resolve and
-// reopen it every period.
+// incident never told anyone, so it is withdrawn at once (see resolve); a
+// firing one waits for the resolve delay so that a flapping condition does
+// not resolve and reopen it every period.
 func (e *Engine) cleared(st *incState) {
 	if !st.inc.Open() {
 		return
@@ -213,7 +235,12 @@ func (e *Engine) resolveDelay(st *incState) time.Duration {
 	return e.set.Settings.ResolveDelay
 }
 
+// resolve ends an open incident. A pending one is withdrawn instead, if it
+// can be: see withdraw.
 func (e *Engine) resolve(st *incState) {
+	if st.inc.Status == model.StatusPending && e.withdraw(st) {
+		return
+	}
 	st.inc.Status = model.StatusResolved
 	st.inc.ResolvedAt = st.clearedAt
 	if st.inc.ResolvedAt.IsZero() {
@@ -226,6 +253,45 @@ func (e *Engine) resolve(st *incState) {
 	e.changedOpen = true
 	e.markDirty(st)
 	e.m.transitions.WithLabelValues(string(model.StatusResolved)).Inc()
+}
+
+// withdraw ends a pending incident whose condition stopped holding (or
+// was taken over by another rule, e.g. a crash first judged against an
+// unknown host that the host's fault then claims) before its "for" ran
+// out. Nothing fired, so it never was an incident and must not be listed
+// as one, not even as resolved: a new one is deleted from the store at the
+// next flush, and a recurrence that reopened a resolved incident puts it
+// back as it was. It reports false for a pending incident that fired in an
+// earlier life whose state before the reopening is unknown (loaded at
+// start-up): that one resolves like a firing one.
+func (e *Engine) withdraw(st *incState) bool {
+	switch {
+	case st.beforeReopen != nil:
+		cur := st.inc
+		st.inc = *st.beforeReopen
+		st.beforeReopen = nil
+		// Fields other writers own, and the version to save against.
+		st.inc.Version, st.inc.UpdatedAt = cur.Version, cur.UpdatedAt
+		st.inc.Ticket, st.inc.TicketURL = cur.Ticket, cur.TicketURL
+	case st.inc.FiringAt.IsZero():
+		// The final snapshot consumers of the incident stream see.
+		st.inc.Status = model.StatusResolved
+		st.inc.ResolvedAt = st.clearedAt
+		if st.inc.ResolvedAt.IsZero() {
+			st.inc.ResolvedAt = e.now
+		}
+		st.withdrawn = st.inc.ID != ""
+	default:
+		return false
+	}
+	delete(e.open, st)
+	if st.escScheduled {
+		st.cancelEsc = true
+	}
+	e.changedOpen = true
+	e.markDirty(st)
+	e.m.transitions.WithLabelValues("withdrawn").Inc()
+	return true
 }
 
 func (e *Engine) markDirty(st *incState) { e.dirty[st] = struct{}{} }
@@ -241,7 +307,7 @@ func (e *Engine) advanceLifecycle() {
 			// Loaded at start-up and no subject confirmed it since: the
 			// index has been rebuilt, so its condition no longer holds.
 			st.clearedAt = e.now
-			if e.set.Rule(st.rule.Name) == nil {
+			if e.set.Rule(st.rule.Name) == nil || st.inc.Status == model.StatusPending {
 				e.resolve(st)
 			}
 		case !st.clearedAt.IsZero() && e.now.Sub(st.clearedAt) >= e.resolveDelay(st):
@@ -394,6 +460,14 @@ func (e *Engine) flush(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
+		if st.withdrawn {
+			if err := e.drop(ctx, st); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			delete(e.dirty, st)
+			continue
+		}
 		if err := e.save(ctx, st); err != nil {
 			errs = append(errs, err)
 			continue
@@ -479,6 +553,35 @@ func (e *Engine) save(ctx context.Context, st *incState) error {
 		e.m.storeErrors.Inc()
 		return fmt.Errorf("save incident %s after a version conflict: %w", st.inc.ID, err)
 	}
+	return nil
+}
+
+// drop deletes a withdrawn incident from the store and forgets its id, so
+// that a recurrence starts a new incident. After a version conflict (an
+// other writer saved it meanwhile) it tries once more at the stored
+// version.
+func (e *Engine) drop(ctx context.Context, st *incState) error {
+	id := st.inc.ID
+	err := e.store.DeleteIncident(ctx, &st.inc)
+	if err != nil {
+		cur, gerr := e.store.Incident(ctx, id)
+		if gerr != nil || cur.Version == st.inc.Version {
+			e.m.storeErrors.Inc()
+			return fmt.Errorf("delete withdrawn incident %s: %w", id, err)
+		}
+		st.inc.Version = cur.Version
+		if err := e.store.DeleteIncident(ctx, &st.inc); err != nil {
+			e.m.storeErrors.Inc()
+			return fmt.Errorf("delete withdrawn incident %s after a version conflict: %w", id, err)
+		}
+	}
+	e.log.Info("incident withdrawn before it fired", "incident", id, "rule", st.inc.Rule, "subject", st.inc.Subject)
+	if e.byID[id] == st {
+		delete(e.byID, id)
+	}
+	st.inc.ID = ""
+	st.withdrawn = false
+	st.logged = ""
 	return nil
 }
 

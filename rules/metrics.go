@@ -40,7 +40,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"status"})),
 		transitions: register(reg, &errs, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vmtriage_incident_transitions_total",
-			Help: "Incident lifecycle transitions, by the status entered (pending, firing, resolved, reopened).",
+			Help: "Incident lifecycle transitions, by the status entered (pending, firing, resolved, reopened, withdrawn: pending and cleared before it fired).",
 		}, []string{"status"})),
 		reloads: register(reg, &errs, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vmtriage_rule_reloads_total",

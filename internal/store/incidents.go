@@ -86,6 +86,80 @@ func (s *Store) SaveIncident(ctx context.Context, inc *model.Incident) error {
 	return nil
 }
 
+// deleteIncidentScript removes an incident that never became one (see
+// DeleteIncident) if its stored version is still ARGV[2]. KEYS are the
+// incident hash, the open set, the all zset and the stream; ARGV the id,
+// the expected and the new version, the final snapshot (JSON), the
+// stream's maximum length and the fingerprint key prefix. It returns
+// {1, new version}, {1, 0} when nothing was stored, or {0, stored version}.
+var deleteIncidentScript = redis.NewScript(`
+local incK, openK, allK, streamK = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, expected = ARGV[1], ARGV[2]
+local cur = redis.call('HGET', incK, 'v')
+if not cur then
+  if expected == '0' then return {1, 0} end
+  return {0, 0}
+end
+if cur ~= expected then return {0, tonumber(cur)} end
+local fp = redis.call('HGET', incK, 'fp')
+if fp and fp ~= '' and redis.call('GET', ARGV[6] .. fp) == id then
+  redis.call('DEL', ARGV[6] .. fp)
+end
+redis.call('DEL', incK)
+redis.call('SREM', openK, id)
+redis.call('ZREM', allK, id)
+redis.call('XADD', streamK, 'MAXLEN', '~', ARGV[5], '*', 'id', id, 'version', ARGV[3], 'incident', ARGV[4], 'deleted', '1')
+return {1, tonumber(ARGV[3])}
+`)
+
+// deletedField marks an incidents stream entry whose incident was deleted.
+const deletedField = "deleted"
+
+// DeleteIncident removes an incident that never became one: the rule
+// engine stores a pending incident as soon as its condition holds, and
+// when the condition clears (or another rule takes the subject over)
+// before the rule's "for" ran out, nothing ever fired, so it must not be
+// listed, not even as resolved. It deletes the incident, its indexes and
+// its fingerprint (if it is the latest for it) in one atomic step, if the
+// stored version is still inc.Version (else an error wrapping
+// ErrConflict), and appends inc as a last snapshot, marked deleted, to the
+// incidents stream so that consumers forget it. Deleting an incident that
+// was never saved (version 0, nothing stored) does nothing.
+func (s *Store) DeleteIncident(ctx context.Context, inc *model.Incident) error {
+	if inc.ID == "" {
+		return errors.New("delete incident: id is required")
+	}
+	prevVersion, prevUpdated := inc.Version, inc.UpdatedAt
+	inc.Version++
+	inc.UpdatedAt = s.clock.Now()
+	restore := func() { inc.Version, inc.UpdatedAt = prevVersion, prevUpdated }
+	doc, err := json.Marshal(inc)
+	if err != nil {
+		restore()
+		return fmt.Errorf("delete incident %s: encode: %w", inc.ID, err)
+	}
+	res, err := deleteIncidentScript.Run(ctx, s.rdb,
+		[]string{s.k.incident(inc.ID), s.k.openIncidents(), s.k.allIncidents(), s.k.incidentStream()},
+		inc.ID, prevVersion, inc.Version, doc, s.incMaxLen, s.k.fingerprint(""),
+	).Int64Slice()
+	if err != nil {
+		restore()
+		return fmt.Errorf("delete incident %s: %w", inc.ID, err)
+	}
+	if len(res) != 2 || res[0] != 1 {
+		restore()
+		stored := int64(-1)
+		if len(res) == 2 {
+			stored = res[1]
+		}
+		return fmt.Errorf("delete incident %s at version %d (stored version %d): %w", inc.ID, prevVersion, stored, ErrConflict)
+	}
+	if res[1] == 0 {
+		restore() // nothing was stored, nothing changed
+	}
+	return nil
+}
+
 // Incident returns one incident by id.
 func (s *Store) Incident(ctx context.Context, id string) (model.Incident, error) {
 	doc, err := s.rdb.HGet(ctx, s.k.incident(id), "json").Result()
@@ -231,6 +305,9 @@ func (s *Store) incidents(ctx context.Context, ids []string) ([]model.Incident, 
 type IncidentEvent struct {
 	ID       string
 	Incident model.Incident
+	// Deleted is true when the incident was withdrawn (DeleteIncident):
+	// it never fired, is no longer stored, and consumers should forget it.
+	Deleted bool
 }
 
 // ReadIncidentEvents reads up to count new incident changes for consumer in
@@ -268,6 +345,9 @@ func (s *Store) incidentEvents(msgs []redis.XMessage) []IncidentEvent {
 	out := make([]IncidentEvent, 0, len(msgs))
 	for _, m := range msgs {
 		ev := IncidentEvent{ID: m.ID}
+		if d, ok := m.Values[deletedField].(string); ok && d == "1" {
+			ev.Deleted = true
+		}
 		doc, ok := m.Values[incidentField].(string)
 		if !ok {
 			s.log.Error("incident event without snapshot; delivering it empty so that it is acknowledged",

@@ -211,6 +211,118 @@ func eventKeys(evs []store.IncidentEvent) []string {
 	return out
 }
 
+func TestDeleteIncident(t *testing.T) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, ctx context.Context, s *store.Store)
+	}{
+		{
+			name: "a withdrawn pending incident is gone from every index",
+			run: func(t *testing.T, ctx context.Context, s *store.Store) {
+				keep := newIncident("inc-1", "fp-1", model.StatusFiring, t0)
+				mustSave(t, ctx, s, keep)
+				inc := newIncident("inc-2", "fp-2", model.StatusPending, t0.Add(time.Minute))
+				mustSave(t, ctx, s, inc)
+				inc.Status, inc.ResolvedAt = model.StatusResolved, t0.Add(2*time.Minute)
+				if err := s.DeleteIncident(ctx, inc); err != nil {
+					t.Fatal(err)
+				}
+				if inc.Version != 2 {
+					t.Errorf("version %d after delete, want 2 (the final snapshot's)", inc.Version)
+				}
+				for _, f := range []model.IncidentFilter{{}, {Status: model.StatusPending}, {Status: model.StatusResolved}} {
+					got, err := s.Incidents(ctx, f)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if ids := incidentIDs(got); slices.Contains(ids, "inc-2") {
+						t.Errorf("Incidents(%+v) = %v still lists the withdrawn incident", f, ids)
+					}
+				}
+				open, err := s.OpenIncidents(ctx)
+				if err != nil || !slices.Equal(incidentIDs(open), []string{"inc-1"}) {
+					t.Errorf("OpenIncidents = %v, %v; want [inc-1]", incidentIDs(open), err)
+				}
+				if _, err := s.Incident(ctx, "inc-2"); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("Incident(inc-2): err = %v, want ErrNotFound", err)
+				}
+				if _, err := s.IncidentByFingerprint(ctx, "fp-2"); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("IncidentByFingerprint(fp-2): err = %v, want ErrNotFound", err)
+				}
+				evs, err := s.ReadIncidentEvents(ctx, "g", "c1", 10, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if g := eventKeys(evs); !slices.Equal(g, []string{"inc-1@1", "inc-2@1", "inc-2@2"}) {
+					t.Fatalf("events = %v", g)
+				}
+				last := evs[2]
+				if !last.Deleted || last.Incident.Status != model.StatusResolved || !last.Incident.FiringAt.IsZero() {
+					t.Errorf("last event = deleted %v %+v; want a deleted, never-fired snapshot", last.Deleted, last.Incident)
+				}
+				if evs[0].Deleted || evs[1].Deleted {
+					t.Errorf("saves are marked deleted")
+				}
+			},
+		},
+		{
+			name: "a stale version conflicts and deletes nothing",
+			run: func(t *testing.T, ctx context.Context, s *store.Store) {
+				inc := newIncident("inc-1", "fp-1", model.StatusPending, t0)
+				mustSave(t, ctx, s, inc)
+				stale := *inc
+				inc.Ticket = "OPS-1"
+				mustSave(t, ctx, s, inc)
+				if err := s.DeleteIncident(ctx, &stale); !errors.Is(err, store.ErrConflict) {
+					t.Fatalf("err = %v, want ErrConflict", err)
+				}
+				if stale.Version != 1 {
+					t.Errorf("failed delete changed the caller's version to %d", stale.Version)
+				}
+				if got, err := s.Incident(ctx, "inc-1"); err != nil || got.Ticket != "OPS-1" {
+					t.Errorf("Incident = %+v, %v; want it kept", got, err)
+				}
+			},
+		},
+		{
+			name: "the fingerprint of a newer incident is kept",
+			run: func(t *testing.T, ctx context.Context, s *store.Store) {
+				old := newIncident("inc-1", "fp-1", model.StatusPending, t0)
+				mustSave(t, ctx, s, old)
+				newer := newIncident("inc-2", "fp-1", model.StatusFiring, t0.Add(time.Hour))
+				mustSave(t, ctx, s, newer)
+				if err := s.DeleteIncident(ctx, old); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := s.IncidentByFingerprint(ctx, "fp-1"); err != nil || got.ID != "inc-2" {
+					t.Errorf("by fingerprint = %s, %v; want inc-2", got.ID, err)
+				}
+			},
+		},
+		{
+			name: "never saved: nothing to delete",
+			run: func(t *testing.T, ctx context.Context, s *store.Store) {
+				inc := newIncident("inc-7", "fp-7", model.StatusPending, t0)
+				if err := s.DeleteIncident(ctx, inc); err != nil || inc.Version != 0 {
+					t.Fatalf("err = %v, version %d; want nil and 0", err, inc.Version)
+				}
+				if evs, err := s.ReadIncidentEvents(ctx, "g", "c1", 10, 0); err != nil || len(evs) != 0 {
+					t.Errorf("events = %v, %v; want none", eventKeys(evs), err)
+				}
+				if err := s.DeleteIncident(ctx, &model.Incident{}); err == nil {
+					t.Error("delete without an id succeeded")
+				}
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newStore(t)
+			tc.run(t, testCtx(t), s)
+		})
+	}
+}
+
 func TestIncidentEvents(t *testing.T) {
 	ctx := testCtx(t)
 	s, _ := newStore(t)
