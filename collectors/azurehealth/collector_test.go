@@ -2,7 +2,6 @@ package azurehealth
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -78,7 +77,7 @@ func TestPollSequence(t *testing.T) {
 		{"vmtriage_azurehealth_polls_total", []string{"result", "ok"}, 1},
 		{"vmtriage_azurehealth_observations_total", []string{"type", "baseline"}, 4},
 		{"vmtriage_azurehealth_vms", nil, 4},
-		{"vmtriage_azurehealth_last_success_timestamp_seconds", nil, float64(t0.Add(9*time.Second).Unix())},
+		{"vmtriage_azurehealth_last_success_timestamp_seconds", nil, float64(t0.Add(9 * time.Second).Unix())},
 	} {
 		if got := h.counter(c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
@@ -389,5 +388,3 @@ func ids(obs []model.Observation) []string {
 	slices.Sort(out)
 	return out
 }
-
-var _ = errors.New
