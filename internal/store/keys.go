@@ -36,6 +36,7 @@ import (
 //	{vt}:silences            hash     silence id -> json
 //	{vt}:seq:sil             string   silence id counter
 //	{vt}:esc                 zset     incident id, score = escalation due (ms)
+//	{vt}:msg:<incident>      hash     chat message per channel: ts, versions, lease (messages.go)
 type keys struct {
 	prefix string // without braces
 	base   string // "{prefix}:"
