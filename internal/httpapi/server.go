@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -89,7 +92,9 @@ func New(opts Options) *API {
 			Name: "vmtriage_observations_accepted_total", Help: "Observations accepted by POST /v1/observations, by source.",
 		}, []string{"source"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vmtriage_observations_refused_total", Help: "Observations refused, by source (\"unknown\" when unreadable) and reason.",
+			Name: "vmtriage_observations_refused_total",
+			Help: "Observations refused, by source (\"unknown\" when unreadable) and reason: invalid (per bad record), " +
+				"unavailable (per record the store could not take), and per request malformed, too_large, content_type.",
 		}, []string{"source", "reason"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vmtriage_http_requests_total", Help: "HTTP requests by route and status code.",
@@ -149,9 +154,11 @@ func (a *API) postObservations(w http.ResponseWriter, r *http.Request) {
 		mt, _, err := mime.ParseMediaType(ct)
 		switch {
 		case err != nil:
+			a.metrics.refused.WithLabelValues("unknown", "content_type").Inc()
 			writeJSON(w, http.StatusUnsupportedMediaType, problem{Error: fmt.Sprintf("content type %q is not readable", ct)})
 			return
 		case mt != "application/json" && mt != "application/x-ndjson" && mt != "application/jsonl" && mt != "application/json-lines" && mt != "text/plain":
+			a.metrics.refused.WithLabelValues("unknown", "content_type").Inc()
 			writeJSON(w, http.StatusUnsupportedMediaType, problem{Error: fmt.Sprintf("content type %q is not accepted; send application/json or application/x-ndjson", mt)})
 			return
 		}
@@ -172,7 +179,12 @@ func (a *API) postObservations(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var be *model.BatchError
 		if errors.As(err, &be) {
-			a.metrics.refused.WithLabelValues("unknown", "invalid").Add(float64(be.Total))
+			for src, n := range be.BySource {
+				if src == "" {
+					src = "unknown"
+				}
+				a.metrics.refused.WithLabelValues(src, "invalid").Add(float64(n))
+			}
 			writeJSON(w, http.StatusBadRequest, problem{
 				Error:  fmt.Sprintf("%d invalid record(s); nothing was applied", be.Total),
 				Errors: be.Records, Total: be.Total,
@@ -189,6 +201,9 @@ func (a *API) postObservations(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := a.opts.Ingester.AppendObservations(r.Context(), obs); err != nil {
 		a.opts.Logger.Error("store observations", "err", err, "count", len(obs))
+		for i := range obs {
+			a.metrics.refused.WithLabelValues(obs[i].Source, "unavailable").Inc()
+		}
 		w.Header().Set("Retry-After", "5")
 		writeJSON(w, http.StatusServiceUnavailable, problem{Error: "the state store is unavailable; nothing was applied, retry later"})
 		return
@@ -218,8 +233,19 @@ func (a *API) getHost(w http.ResponseWriter, r *http.Request) {
 	a.answer(w, r, "host", h, err)
 }
 
+// incidentParams are the query parameters GET /v1/incidents understands.
+var incidentParams = []string{"status", "site", "severity", "host", "vm", "limit"}
+
 func (a *API) getIncidents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	// A misspelt filter would otherwise list everything, which reads as
+	// an answer to the question asked.
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		if !slices.Contains(incidentParams, name) {
+			writeJSON(w, http.StatusBadRequest, problem{Error: fmt.Sprintf("unknown parameter %q; use %s", name, strings.Join(incidentParams, ", "))})
+			return
+		}
+	}
 	f := model.IncidentFilter{
 		Status: model.Status(q.Get("status")), Site: q.Get("site"),
 		Severity: model.Severity(q.Get("severity")), Host: q.Get("host"), VM: q.Get("vm"),

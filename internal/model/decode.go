@@ -39,6 +39,10 @@ type BatchError struct {
 	Records []RecordError `json:"errors"`
 	// Total is the number of bad records, which may exceed len(Records).
 	Total int `json:"total_errors"`
+	// BySource counts every bad record (listed or not) by its source, ""
+	// when the source could not be read or is not a valid name, so that
+	// refusals can be counted per collector.
+	BySource map[string]int `json:"-"`
 }
 
 func (e *BatchError) Error() string {
@@ -57,11 +61,18 @@ func (e *BatchError) Error() string {
 	return b.String()
 }
 
-func (e *BatchError) add(r RecordError) {
+func (e *BatchError) add(r RecordError, source string) {
 	e.Total++
 	if len(e.Records) < MaxRecordErrors {
 		e.Records = append(e.Records, r)
 	}
+	if nameProblem(source) != "" {
+		source = ""
+	}
+	if e.BySource == nil {
+		e.BySource = map[string]int{}
+	}
+	e.BySource[source]++
 }
 
 // ErrEmpty is returned for a body with no records at all.
@@ -91,7 +102,7 @@ func DecodeObservations(body []byte, now time.Time) ([]Observation, error) {
 		for i, raw := range raws {
 			o, err := decodeOne(raw, now)
 			if err != nil {
-				be.add(RecordError{Index: i, ID: o.ID, Reason: err.Error()})
+				be.add(RecordError{Index: i, ID: o.ID, Reason: err.Error()}, o.Source)
 				continue
 			}
 			out = append(out, o)
@@ -99,7 +110,7 @@ func DecodeObservations(body []byte, now time.Time) ([]Observation, error) {
 	case trimmed[0] == '{' && json.Valid(trimmed):
 		o, err := decodeOne(trimmed, now)
 		if err != nil {
-			be.add(RecordError{Index: 0, ID: o.ID, Reason: err.Error()})
+			be.add(RecordError{Index: 0, ID: o.ID, Reason: err.Error()}, o.Source)
 		} else {
 			out = []Observation{o}
 		}
@@ -121,7 +132,7 @@ func DecodeObservations(body []byte, now time.Time) ([]Observation, error) {
 			o, err := decodeOne(cur, now)
 			index++
 			if err != nil {
-				be.add(RecordError{Index: index - 1, Line: line, ID: o.ID, Reason: err.Error()})
+				be.add(RecordError{Index: index - 1, Line: line, ID: o.ID, Reason: err.Error()}, o.Source)
 				continue
 			}
 			out = append(out, o)

@@ -383,3 +383,24 @@ func FuzzDecodeObservations(f *testing.F) {
 		}
 	})
 }
+
+func TestBatchErrorBySource(t *testing.T) {
+	lines := []string{
+		`{"source":"libvirt","kind":"vm","id":"vm-1","state":"up","time_generated":"2026-11-22T10:00:00Z"}`,
+		`{"source":"azure","kind":"vm","id":"vm-2","time_generated":"2026-11-22T10:00:00Z"}`,
+		`{"source":"azure","kind":"nic","id":"vm-3","state":"up","time_generated":"2026-11-22T10:00:00Z"}`,
+		`{"source":"azure","kind":"vm","id":"vm-4","state":"running","time_generated":"2026-11-22T10:00:00Z"}`, // good
+		`{"source":"my collector","kind":"vm","id":"vm-5"}`,
+		`{"kind":"vm","id":"vm-6"}`,
+		`{"source":"libvirt",`,
+	}
+	_, err := model.DecodeObservations([]byte(strings.Join(lines, "\n")), now)
+	var be *model.BatchError
+	if !errors.As(err, &be) {
+		t.Fatalf("error = %v, want a *BatchError", err)
+	}
+	want := map[string]int{"libvirt": 1, "azure": 2, "": 3}
+	if !reflect.DeepEqual(be.BySource, want) {
+		t.Errorf("BySource = %v, want %v", be.BySource, want)
+	}
+}

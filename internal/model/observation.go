@@ -162,12 +162,17 @@ func (o *Observation) Validate(now time.Time) error {
 		switch {
 		case v == "" && required:
 			bad("%s is required", field)
-		case utf8.RuneCountInString(v) > MaxIDLen:
-			bad("%s is longer than %d characters", field, MaxIDLen)
-		case !utf8.ValidString(v):
-			bad("%s is not valid UTF-8", field)
-		case strings.ContainsAny(v, " \t\r\n{}") && field != "event":
-			bad("%s %q contains whitespace or braces", field, v)
+		case v == "":
+		case field == "event":
+			if p := nameProblem(v); p != "" && p != "contains whitespace or braces" {
+				bad("%s %s", field, p)
+			}
+		default:
+			if p := nameProblem(v); p == "contains whitespace or braces" {
+				bad("%s %q %s", field, v, p)
+			} else if p != "" {
+				bad("%s %s", field, p)
+			}
 		}
 	}
 	checkName("source", o.Source, true)
@@ -222,6 +227,23 @@ func (o *Observation) Validate(now time.Time) error {
 		return nil
 	}
 	return &InvalidError{Problems: problems}
+}
+
+// nameProblem says what is wrong with a source, id, host or site name, or
+// "" when nothing is. Braces are refused because names become parts of
+// Redis keys, whose hash tag they would break.
+func nameProblem(v string) string {
+	switch {
+	case v == "":
+		return "is empty"
+	case utf8.RuneCountInString(v) > MaxIDLen:
+		return fmt.Sprintf("is longer than %d characters", MaxIDLen)
+	case !utf8.ValidString(v):
+		return "is not valid UTF-8"
+	case strings.ContainsAny(v, " \t\r\n{}"):
+		return "contains whitespace or braces"
+	}
+	return ""
 }
 
 // InvalidError lists everything wrong with one record.
