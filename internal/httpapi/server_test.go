@@ -513,7 +513,9 @@ type brokenReader struct{}
 
 var errBroken = errors.New("read tcp: i/o timeout")
 
-func (brokenReader) VM(context.Context, string) (model.VMStatus, error) { return model.VMStatus{}, errBroken }
+func (brokenReader) VM(context.Context, string) (model.VMStatus, error) {
+	return model.VMStatus{}, errBroken
+}
 func (brokenReader) Host(context.Context, string, int) (model.HostStatus, error) {
 	return model.HostStatus{}, errBroken
 }
