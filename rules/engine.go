@@ -378,11 +378,20 @@ func (e *Engine) PlatformRecovery(vm string) (incidentID string, ok bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for st := range e.open {
-		if st.rule.PlatformRecovery && (st.labels.vm == vm || containsString(st.inc.VMs, vm)) {
+		if e.recovering(st) && (st.labels.vm == vm || containsString(st.inc.VMs, vm)) {
 			return st.inc.ID, true
 		}
 	}
 	return "", false
+}
+
+// recovering says whether an incident's platform recovery is in progress:
+// its rule marks platform recovery and its condition (e.g. the maintenance
+// event) still holds. Once the VM is back, the recovery is over even while
+// the incident waits out its resolve delay. An incident loaded at start-up
+// counts as recovering until its subject is evaluated again.
+func (e *Engine) recovering(st *incState) bool {
+	return st.rule.PlatformRecovery && st.inc.Open() && (len(st.members) > 0 || st.loaded)
 }
 
 // AddSilence stores a silence (assigning an id and creation time when

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vmtriage/vmtriage/internal/model"
+	"github.com/vmtriage/vmtriage/internal/store"
 )
 
 // fakeStore is a hand-written in-memory IncidentStore with the same
@@ -28,7 +29,8 @@ type fakeStore struct {
 	failSave int
 }
 
-var errFakeConflict = errors.New("fake: version conflict")
+// The fake's errors wrap the real store's, which the engine tells apart.
+var errFakeConflict = fmt.Errorf("fake: %w", store.ErrConflict)
 
 func newFakeStore(now func() time.Time) *fakeStore {
 	return &fakeStore{
@@ -100,7 +102,7 @@ func (f *fakeStore) Incident(_ context.Context, id string) (model.Incident, erro
 	defer f.mu.Unlock()
 	inc, ok := f.incidents[id]
 	if !ok {
-		return inc, errors.New("fake: not found")
+		return inc, fmt.Errorf("fake: incident %s: %w", id, store.ErrNotFound)
 	}
 	return inc, nil
 }

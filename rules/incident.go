@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vmtriage/vmtriage/internal/model"
+	"github.com/vmtriage/vmtriage/internal/store"
 )
 
 // Kinds of incident subject beyond the observation kinds.
@@ -350,46 +351,145 @@ func (e *Engine) applySilences(st *incState) {
 }
 
 // claimEscalations takes the due escalations from the store and raises
-// their incidents one level.
+// their incidents one level. The claim is atomic in the store, so with
+// several replicas each due level goes to one of them; the level raised is
+// the stored one plus one, since another replica may have raised the
+// previous level.
 func (e *Engine) claimEscalations(ctx context.Context) error {
 	ids, err := e.store.ClaimDueEscalations(ctx, e.now, 1000)
 	if err != nil {
 		e.m.storeErrors.Inc()
 		return fmt.Errorf("claim due escalations: %w", err)
 	}
+	var errs []error
 	for _, id := range ids {
 		st := e.byID[id]
 		if st == nil {
-			e.log.Warn("due escalation for an incident this engine does not hold", "incident", id)
+			if err := e.escalateStored(ctx, id); err != nil {
+				errs = append(errs, err)
+			}
 			continue
 		}
 		st.escScheduled = false
+		e.refresh(ctx, st)
 		if !e.escalatable(st) {
 			continue
 		}
 		e.raiseLevel(st)
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// refresh takes into the engine's copy what other writers (another
+// replica, the ticket or approval path) stored since the engine last saved
+// it. A failed read leaves the copy as it is: a later save merges anyway.
+func (e *Engine) refresh(ctx context.Context, st *incState) {
+	cur, err := e.store.Incident(ctx, st.inc.ID)
+	if err != nil {
+		e.log.Warn("read incident before escalating it", "incident", st.inc.ID, "err", err)
+		return
+	}
+	if cur.Version > st.inc.Version {
+		mergeStored(&st.inc, &cur)
+	}
+}
+
+// mergeStored takes from a newer stored copy the fields that writers other
+// than this engine own: the ticket, the approval decision, the
+// acknowledgement, and the escalation level another replica raised. The
+// version becomes the stored one, so that the next save applies.
+func mergeStored(inc, cur *model.Incident) {
+	inc.Ticket, inc.TicketURL = cur.Ticket, cur.TicketURL
+	if cur.Approval != model.ApprovalPending && cur.Approval != "" {
+		inc.Approval = cur.Approval
+	}
+	if inc.AckedBy == "" && cur.AckedBy != "" {
+		inc.AckedBy, inc.AckedAt = cur.AckedBy, cur.AckedAt
+	}
+	// A reopened incident starts again at level 0, so only a level of the
+	// same open life counts.
+	if inc.Open() && cur.Open() && cur.Level > inc.Level {
+		inc.Level, inc.Targets = cur.Level, cur.Targets
+	}
+	inc.Version = cur.Version
 }
 
 // escalatable says whether an incident should keep escalating: firing,
 // not acknowledged, not silenced, not muted, and with levels left.
 func (e *Engine) escalatable(st *incState) bool {
-	p := st.rule.policy
-	return p != nil && st.inc.Status == model.StatusFiring && st.inc.AckedBy == "" &&
-		!st.inc.Silenced && st.inc.InhibitedBy == "" && st.inc.Level < len(p.Levels)
+	return canEscalate(st.rule.policy, &st.inc)
+}
+
+func canEscalate(p *Policy, inc *model.Incident) bool {
+	return p != nil && inc.Status == model.StatusFiring && inc.AckedBy == "" &&
+		!inc.Silenced && inc.InhibitedBy == "" && inc.Level < len(p.Levels)
 }
 
 func (e *Engine) raiseLevel(st *incState) {
-	p := st.rule.policy
-	st.inc.Level++
-	lvl := p.Levels[st.inc.Level-1]
-	st.inc.Targets = make([]string, len(lvl.Targets))
-	for i, t := range lvl.Targets {
-		st.inc.Targets[i] = t.String()
-	}
+	raise(st.rule.policy, &st.inc)
 	e.markDirty(st)
 	e.m.escalations.Inc()
+}
+
+// raise moves an incident to its policy's next level and its targets.
+func raise(p *Policy, inc *model.Incident) {
+	inc.Level++
+	lvl := p.Levels[inc.Level-1]
+	inc.Targets = make([]string, len(lvl.Targets))
+	for i, t := range lvl.Targets {
+		inc.Targets[i] = t.String()
+	}
+}
+
+// escalateStored raises an incident this engine does not hold (another
+// replica created it) straight in the store: the escalation was claimed
+// here, so no other replica will raise it. It reads, raises, saves with the
+// version check (retrying after a conflict) and schedules the next level.
+// An incident that is gone, no longer escalatable, or whose rule this
+// engine does not know is left alone; a failed read or save puts the
+// escalation back, due at once, for the next tick of any replica.
+func (e *Engine) escalateStored(ctx context.Context, id string) error {
+	for attempt := 0; attempt < 3; attempt++ {
+		inc, err := e.store.Incident(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return e.putBack(ctx, id, fmt.Errorf("escalate incident %s: %w", id, err))
+		}
+		r := e.set.Rule(inc.Rule)
+		if r == nil || !canEscalate(r.policy, &inc) {
+			return nil
+		}
+		raise(r.policy, &inc)
+		err = e.store.SaveIncident(ctx, &inc)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return e.putBack(ctx, id, fmt.Errorf("escalate incident %s: %w", id, err))
+		}
+		e.m.escalations.Inc()
+		e.log.Info("incident escalated", "incident", id, "level", inc.Level)
+		if inc.Level < len(r.policy.Levels) {
+			due := e.now.Add(r.policy.Levels[inc.Level].Wait)
+			if err := e.store.ScheduleEscalation(ctx, id, due); err != nil {
+				e.m.storeErrors.Inc()
+				return fmt.Errorf("schedule escalation of %s: %w", id, err)
+			}
+		}
+		return nil
+	}
+	return e.putBack(ctx, id, fmt.Errorf("escalate incident %s: it kept changing", id))
+}
+
+// putBack reschedules a claimed escalation that could not be applied.
+func (e *Engine) putBack(ctx context.Context, id string, cause error) error {
+	e.m.storeErrors.Inc()
+	if err := e.store.ScheduleEscalation(ctx, id, e.now); err != nil {
+		return errors.Join(cause, fmt.Errorf("put back escalation of %s: %w", id, err))
+	}
+	return cause
 }
 
 // prune forgets resolved incidents once they are past the reopen window.
@@ -541,14 +641,7 @@ func (e *Engine) save(ctx context.Context, st *incState) error {
 		e.m.storeErrors.Inc()
 		return fmt.Errorf("save incident %s: %w", st.inc.ID, err)
 	}
-	st.inc.Ticket, st.inc.TicketURL = cur.Ticket, cur.TicketURL
-	if cur.Approval != model.ApprovalPending && cur.Approval != "" {
-		st.inc.Approval = cur.Approval
-	}
-	if st.inc.AckedBy == "" && cur.AckedBy != "" {
-		st.inc.AckedBy, st.inc.AckedAt = cur.AckedBy, cur.AckedAt
-	}
-	st.inc.Version = cur.Version
+	mergeStored(&st.inc, &cur)
 	if err := e.store.SaveIncident(ctx, &st.inc); err != nil {
 		e.m.storeErrors.Inc()
 		return fmt.Errorf("save incident %s after a version conflict: %w", st.inc.ID, err)
@@ -760,7 +853,7 @@ func (e *Engine) render(st *incState) {
 		inc.Event = st.event
 	}
 	inc.VMs = e.vmsOf(st)
-	inc.PlatformRecovery = r.PlatformRecovery
+	inc.PlatformRecovery = e.recovering(st)
 	if r.policy != nil {
 		inc.Escalation = r.policy.Name
 	}
