@@ -240,79 +240,118 @@ func TestDecisionTable(t *testing.T) {
 	}
 }
 
-// TestAzureAnnotations checks row 6: every annotation of the table is
-// classified as the table says.
+// TestAzureAnnotations checks row 6: every VM annotation of Azure Resource
+// Health (shared/notes/azure-resource-health.md) is classified as the
+// annotation table says, and the planned-maintenance ones mark the VM
+// "platform recovery in progress" for as long as they last.
 func TestAzureAnnotations(t *testing.T) {
-	tests := []struct {
-		name  string
-		event string
-		rule  string
-		want  want
+	platformUnplanned := want{cause: "platform-unplanned", trigger: model.TriggerPlatform, severity: model.SeverityHigh,
+		action: model.ActionNotify, approval: model.ApprovalNotRequired, platformRecovery: true}
+	planned := want{cause: "planned-maintenance", trigger: model.TriggerPlatform, severity: model.SeverityLow,
+		action: model.ActionNone, approval: model.ApprovalNotRequired, platformRecovery: true}
+	degraded := want{cause: "degraded-hardware", trigger: model.TriggerPlatform, severity: model.SeverityHigh,
+		action: model.ActionMigrateHost, approval: model.ApprovalPending}
+	user := want{cause: "user-operation", trigger: model.TriggerUser, severity: model.SeverityLow,
+		action: model.ActionNone, approval: model.ApprovalNotRequired}
+	groups := []struct {
+		rule   string
+		want   want
+		events []string
 	}{
-		{name: "guest crash", event: "VirtualMachineCrashed", rule: "azure-guest-crash",
-			want: want{trigger: model.TriggerVM, action: model.ActionNone, approval: model.ApprovalNotRequired}},
-		{name: "preempted", event: "VirtualMachinePreempted", rule: "azure-preempted",
-			want: want{trigger: model.TriggerPlatform, severity: model.SeverityLow, action: model.ActionNone}},
-		{name: "planned reboot", event: "VirtualMachineRebootInitiatedForPlannedMaintenance", rule: "azure-planned-maintenance",
-			want: want{trigger: model.TriggerPlatform, action: model.ActionNone, platformRecovery: true}},
-		{name: "planned migration", event: "VirtualMachineMigrationInitiatedForPlannedMaintenance", rule: "azure-planned-maintenance",
-			want: want{trigger: model.TriggerPlatform, action: model.ActionNone, platformRecovery: true}},
-		{name: "planned freeze", event: "VirtualMachinePlannedFreezeStarted", rule: "azure-planned-maintenance",
-			want: want{trigger: model.TriggerPlatform, platformRecovery: true}},
-		{name: "user restart", event: "VirtualMachineRestarted", rule: "azure-user-operation",
-			want: want{trigger: model.TriggerUser, action: model.ActionNone}},
-		{name: "user resize", event: "VirtualMachineSizeChanged", rule: "azure-user-operation",
-			want: want{trigger: model.TriggerUser, action: model.ActionNone}},
-		{name: "user deallocation", event: "VirtualMachineDeallocationInitiated", rule: "azure-user-operation",
-			want: want{trigger: model.TriggerUser}},
-		{name: "guest shutdown", event: "VirtualMachineStoppedInternally", rule: "azure-user-operation",
-			want: want{trigger: model.TriggerUser}},
-		{name: "host crashed", event: "VirtualMachineHostCrashed", rule: "azure-platform-unplanned",
-			want: want{trigger: model.TriggerPlatform, severity: model.SeverityHigh, platformRecovery: true}},
-		{name: "storage offline", event: "VirtualMachineStorageOffline", rule: "azure-platform-unplanned",
-			want: want{trigger: model.TriggerPlatform, platformRecovery: true}},
-		{name: "degraded hardware", event: "VirtualMachinePossiblyDegradedDueToHardwareFailure", rule: "azure-degraded-hardware",
-			want: want{trigger: model.TriggerPlatform, action: model.ActionMigrateHost, approval: model.ApprovalPending}},
-		{name: "degraded with deadline (no prefix)", event: "PossiblyDegradedDueToHardwareFailureWithRedeployDeadline", rule: "azure-degraded-hardware",
-			want: want{action: model.ActionMigrateHost, approval: model.ApprovalPending}},
-		{name: "service healing", event: "VirtualMachineScheduledForServiceHealing", rule: "azure-degraded-hardware",
-			want: want{action: model.ActionMigrateHost}},
-		{name: "accelnet", event: "AccelnetUnhealthy", rule: "azure-degraded-hardware",
-			want: want{action: model.ActionMigrateHost}},
-		{name: "provisioning timeout", event: "VirtualMachineProvisioningTimedOut", rule: "azure-provisioning-timeout",
-			want: want{trigger: model.TriggerUser, action: model.ActionNotify}},
+		{rule: "azure-guest-crash", events: []string{"VirtualMachineCrashed"},
+			want: want{cause: "guest-crash", trigger: model.TriggerVM, severity: model.SeverityMedium, action: model.ActionNone, approval: model.ApprovalNotRequired}},
+		{rule: "azure-preempted", events: []string{"VirtualMachinePreempted"},
+			want: want{cause: "spot-preemption", trigger: model.TriggerPlatform, severity: model.SeverityLow, action: model.ActionNone, approval: model.ApprovalNotRequired}},
+		{rule: "azure-planned-maintenance", want: planned, events: []string{
+			"VirtualMachineRebootInitiatedForPlannedMaintenance", "VirtualMachineMigrationInitiatedForPlannedMaintenance",
+			"VirtualMachinePlannedFreezeSucceeded", "VirtualMachinePlannedFreezeFailed", "VirtualMachinePlannedFreezeStarted",
+		}},
+		{rule: "azure-platform-unplanned", want: platformUnplanned, events: []string{
+			"VirtualMachineHostCrashed", "VirtualMachineStorageOffline", "VirtualMachineHostRebootedForRepair",
+			"VirtualMachineMigrationInitiatedForRepair", "LiveMigrationSucceeded", "LiveMigrationFailure",
+		}},
+		{rule: "azure-degraded-hardware", want: degraded, events: []string{
+			"PossiblyDegradedDueToHardwareFailureWithRedeployDeadline",
+			"VirtualMachinePossiblyDegradedDueToHardwareFailureWithRedeployDeadline",
+			"VirtualMachinePossiblyDegradedDueToHardwareFailure", "VirtualMachineMigrationScheduledForDegradedHardware",
+			"VirtualMachineScheduledForServiceHealing", "AccelnetUnhealthy",
+		}},
+		{rule: "azure-user-operation", want: user, events: []string{
+			"VirtualMachineRestarted", "VirtualMachineRebootInitiatedByControlPlane", "VirtualMachineRedeployInitiatedByControlPlane",
+			"VirtualMachineRedeployInitiatedByControlPlaneDueToPlannedMaintenance", "VirtualMachineStartInitiatedByControlPlane",
+			"VirtualMachineStopInitiatedByControlPlane", "VirtualMachineStoppedInternally", "VirtualMachineDeallocationInitiated",
+			"VirtualMachineAllocated", "VirtualMachineSizeChanged", "VirtualMachineConfigurationUpdated", "VirtualMachineFailedToSecureBoot",
+		}},
+		{rule: "azure-provisioning-timeout", events: []string{"VirtualMachineProvisioningTimedOut"},
+			want: want{cause: "provisioning-timeout", trigger: model.TriggerUser, severity: model.SeverityLow, action: model.ActionNotify, approval: model.ApprovalNotRequired}},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, nil)
-			h.observe(h.azure("vm-az-1", model.StateUnavailable, tc.event))
-			h.tick()
-			tc.want.status = model.StatusFiring
-			tc.want.kind = model.KindVM
-			tc.want.subject = "vm-az-1"
-			inc := h.one(tc.rule)
-			h.check(inc, tc.want)
-			if inc.Event != tc.event {
-				t.Errorf("event %q, want %q", inc.Event, tc.event)
+	// The state the VM is in while the annotation holds does not change
+	// the classification.
+	states := []model.State{model.StateUnavailable, model.StateCrashed}
+	for _, g := range groups {
+		for _, event := range g.events {
+			for _, state := range states {
+				t.Run(event+"/"+string(state), func(t *testing.T) {
+					h := newHarness(t, nil)
+					h.observe(h.azure("vm-az-1", state, event))
+					h.tick()
+					w := g.want
+					w.status, w.kind, w.subject, w.vms = model.StatusFiring, model.KindVM, "vm-az-1", []string{"vm-az-1"}
+					inc := h.one(g.rule)
+					h.check(inc, w)
+					if inc.Event != event {
+						t.Errorf("event %q, want %q", inc.Event, event)
+					}
+					if got := h.openRules(); len(got) != 1 {
+						t.Errorf("open incidents %v, want only %s", got, g.rule)
+					}
+					id, ok := h.e.PlatformRecovery("vm-az-1")
+					if ok != w.platformRecovery || (ok && id != inc.ID) {
+						t.Errorf("PlatformRecovery = %q, %v; want %v", id, ok, w.platformRecovery)
+					}
+					// The platform is done and the VM runs again: the
+					// recovery is over at once, and the incident resolves
+					// after the resolve delay.
+					h.observe(h.azure("vm-az-1", model.StateRunning, ""))
+					if _, ok := h.e.PlatformRecovery("vm-az-1"); ok {
+						t.Errorf("platform recovery still in progress once the VM runs again")
+					}
+					if inc := h.one(g.rule); inc.Status != model.StatusFiring || inc.PlatformRecovery {
+						t.Errorf("during the resolve delay: %s, platform_recovery %v; want firing, false", inc.Status, inc.PlatformRecovery)
+					}
+					h.advance(6 * time.Minute)
+					if inc := h.one(g.rule); inc.Status != model.StatusResolved {
+						t.Errorf("status %s after the event cleared, want resolved", inc.Status)
+					}
+				})
 			}
-			if got := h.openRules(); len(got) != 1 {
-				t.Errorf("open incidents %v, want only %s", got, tc.rule)
-			}
-			id, ok := h.e.PlatformRecovery("vm-az-1")
-			if ok != tc.want.platformRecovery || (ok && id != inc.ID) {
-				t.Errorf("PlatformRecovery = %q, %v; want %v", id, ok, tc.want.platformRecovery)
-			}
-			// When the platform is done and the VM runs again the
-			// incident resolves and the VM is free for manual action.
-			h.observe(h.azure("vm-az-1", model.StateRunning, ""))
-			h.advance(6 * time.Minute)
-			if inc := h.one(tc.rule); inc.Status != model.StatusResolved {
-				t.Errorf("status %s after the event cleared, want resolved", inc.Status)
-			}
-			if _, ok := h.e.PlatformRecovery("vm-az-1"); ok {
-				t.Errorf("platform recovery still in progress after resolution")
-			}
-		})
+		}
+	}
+}
+
+// TestPlatformRecoveryLastsAsLongAsTheMaintenance: while the maintenance
+// annotation keeps being reported the VM stays in platform recovery,
+// however long that takes.
+func TestPlatformRecoveryLastsAsLongAsTheMaintenance(t *testing.T) {
+	h := newHarness(t, nil)
+	const event = "VirtualMachineMigrationInitiatedForPlannedMaintenance"
+	h.observe(h.azure("vm-az-1", model.StateUnavailable, event))
+	id := h.one("azure-planned-maintenance").ID
+	for i := 0; i < 30; i++ {
+		h.advance(time.Minute)
+		if i%5 == 0 {
+			h.observe(h.azure("vm-az-1", model.StateUnavailable, event))
+		}
+		if got, ok := h.e.PlatformRecovery("vm-az-1"); !ok || got != id {
+			t.Fatalf("after %d min: PlatformRecovery = %q, %v; want %s", i+1, got, ok, id)
+		}
+	}
+	if _, ok := h.e.PlatformRecovery("vm-az-2"); ok {
+		t.Fatal("another VM is in platform recovery")
+	}
+	h.observe(h.azure("vm-az-1", model.StateRunning, ""))
+	if _, ok := h.e.PlatformRecovery("vm-az-1"); ok {
+		t.Fatal("platform recovery outlived the maintenance")
 	}
 }
 

@@ -135,6 +135,7 @@ func facts(kv ...any) map[string]any {
 // want is what a test expects of an incident.
 type want struct {
 	status           model.Status
+	cause            string
 	severity         model.Severity
 	trigger          model.Trigger
 	action           model.Action
@@ -149,6 +150,9 @@ func (h *harness) check(inc model.Incident, w want) {
 	h.t.Helper()
 	if w.status != "" && inc.Status != w.status {
 		h.t.Errorf("%s: status %s, want %s", inc.Rule, inc.Status, w.status)
+	}
+	if w.cause != "" && inc.Cause != w.cause {
+		h.t.Errorf("%s: cause %s, want %s", inc.Rule, inc.Cause, w.cause)
 	}
 	if w.severity != "" && inc.Severity != w.severity {
 		h.t.Errorf("%s: severity %s, want %s", inc.Rule, inc.Severity, w.severity)
