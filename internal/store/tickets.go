@@ -45,29 +45,36 @@ type TicketOp struct {
 	// Force creates a ticket whatever the incident's severity (the
 	// "/triage ticket" command).
 	Force bool
-	// Reason says what asked for the operation ("change", "command"), for
-	// logs.
+	// Reason says what asked for the operation ("change", "command",
+	// "note"), for logs.
 	Reason string
+	// Note, if set, is a comment to add to the incident's ticket (an
+	// action's result), once the ticket exists.
+	Note string
 }
 
-// EnqueueTicketOp appends an operation for incident to the ticket stream.
+// EnqueueTicketOp appends op (its ID is ignored) to the ticket stream.
 // When it returns nil the operation is durable in Redis.
-func (s *Store) EnqueueTicketOp(ctx context.Context, incident string, force bool, reason string) error {
-	if incident == "" {
+func (s *Store) EnqueueTicketOp(ctx context.Context, op TicketOp) error {
+	if op.Incident == "" {
 		return errors.New("enqueue ticket operation: incident id is required")
 	}
 	f := "0"
-	if force {
+	if op.Force {
 		f = "1"
+	}
+	values := []any{"incident", op.Incident, "force", f, "reason", op.Reason}
+	if op.Note != "" {
+		values = append(values, "note", op.Note)
 	}
 	err := s.rdb.XAdd(ctx, &redis.XAddArgs{
 		Stream: s.k.ticketOps(),
 		MaxLen: ticketOpsMaxLen,
 		Approx: true,
-		Values: []any{"incident", incident, "force", f, "reason", reason},
+		Values: values,
 	}).Err()
 	if err != nil {
-		return fmt.Errorf("enqueue ticket operation for %s: %w", incident, err)
+		return fmt.Errorf("enqueue ticket operation for %s: %w", op.Incident, err)
 	}
 	return nil
 }
@@ -120,6 +127,7 @@ func ticketOps(msgs []redis.XMessage) []TicketOp {
 		f, _ := m.Values["force"].(string)
 		op.Force = f == "1"
 		op.Reason, _ = m.Values["reason"].(string)
+		op.Note, _ = m.Values["note"].(string)
 		out = append(out, op)
 	}
 	return out

@@ -17,7 +17,7 @@ func TestTicketOpsStream(t *testing.T) {
 	ctx := context.Background()
 	s := storetest.New(t, store.Options{})
 
-	if err := s.EnqueueTicketOp(ctx, "", false, "change"); err == nil {
+	if err := s.EnqueueTicketOp(ctx, store.TicketOp{Reason: "change"}); err == nil {
 		t.Fatal("an operation without incident was accepted")
 	}
 	// Reading before anything was written creates the group.
@@ -25,10 +25,10 @@ func TestTicketOpsStream(t *testing.T) {
 	if err != nil || ops != nil {
 		t.Fatalf("read on an empty stream = %v, %v; want nil, nil", ops, err)
 	}
-	if err := s.EnqueueTicketOp(ctx, "inc-1", false, "change"); err != nil {
+	if err := s.EnqueueTicketOp(ctx, store.TicketOp{Incident: "inc-1", Reason: "change"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.EnqueueTicketOp(ctx, "inc-2", true, "command"); err != nil {
+	if err := s.EnqueueTicketOp(ctx, store.TicketOp{Incident: "inc-2", Force: true, Reason: "command", Note: "migrate-host done: 12 VMs moved"}); err != nil {
 		t.Fatal(err)
 	}
 	ops, err = s.ReadTicketOps(ctx, "w1", 10, 0)
@@ -36,7 +36,7 @@ func TestTicketOpsStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(ops) != 2 || ops[0].Incident != "inc-1" || ops[0].Force || ops[0].Reason != "change" ||
-		ops[1].Incident != "inc-2" || !ops[1].Force || ops[1].Reason != "command" {
+		ops[1].Incident != "inc-2" || !ops[1].Force || ops[1].Reason != "command" || ops[1].Note != "migrate-host done: 12 VMs moved" || ops[0].Note != "" {
 		t.Fatalf("ops = %+v", ops)
 	}
 	if n, err := s.TicketBacklog(ctx); err != nil || n != 2 {
