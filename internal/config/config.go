@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -58,7 +59,12 @@ type Config struct {
 	SlackAppToken      Secret `env:"SLACK_APP_TOKEN" help:"Slack app-level token (xapp-...) for Socket Mode; no public URL needed."`
 	SlackSigningSecret Secret `env:"SLACK_SIGNING_SECRET" help:"Signing secret verifying POST /slack/commands and /slack/interactions."`
 	SlackAPIURL        string `env:"SLACK_API_URL, default=https://slack.com/api/" help:"Slack Web API base URL (tests point it elsewhere)."`
-	SlackChannel       string `env:"SLACK_CHANNEL" help:"Default channel ID for incident messages."`
+	SlackChannel       string `env:"SLACK_CHANNEL" help:"Default channel ID for incident messages; required with VMTRIAGE_SLACK_BOT_TOKEN."`
+	// SlackSiteChannels and SlackSeverityChannels route incidents: an
+	// incident goes to its site's channel and its severity's channel (one
+	// message each), or to SlackChannel when neither is configured.
+	SlackSiteChannels     map[string]string `env:"SLACK_SITE_CHANNELS" help:"Per-site channels, site:channel,... (e.g. pod-a:C0PODA,pod-b:C0PODB). An incident goes to its site's and its severity's channel, else to VMTRIAGE_SLACK_CHANNEL."`
+	SlackSeverityChannels map[string]string `env:"SLACK_SEVERITY_CHANNELS" help:"Per-severity channels, severity:channel,... with severities critical, high, medium, low (e.g. critical:C0PAGE)."`
 
 	JiraURL     string `env:"JIRA_URL" help:"Jira base URL; empty disables tickets."`
 	JiraUser    string `env:"JIRA_USER" help:"Jira user (e-mail for Jira Cloud); empty with a token means a personal access token (Server/DC)."`
@@ -185,6 +191,7 @@ func (c *Config) validate() []string {
 	if _, err := url.ParseRequestURI(c.SlackAPIURL); err != nil {
 		bad("SLACK_API_URL", "%q is not a URL", c.SlackAPIURL)
 	}
+	c.validateSlack(bad)
 	if c.JiraURL != "" {
 		if u, err := url.ParseRequestURI(c.JiraURL); err != nil || u.Host == "" {
 			bad("JIRA_URL", "%q is not a URL", c.JiraURL)
@@ -207,6 +214,73 @@ func (c *Config) validate() []string {
 		bad("LOG_FORMAT", "%q is not text or json", c.LogFormat)
 	}
 	return problems
+}
+
+// validateSlack checks the Slack variables together: which mode needs
+// which token, and the routing maps. Token values are never echoed, only
+// whether they have the expected kind.
+func (c *Config) validateSlack(bad func(name, format string, args ...any)) {
+	if c.SlackBotToken.Set() && !strings.HasPrefix(c.SlackBotToken.Reveal(), "xoxb-") {
+		bad("SLACK_BOT_TOKEN", "is not a bot token (it should start with xoxb-)")
+	}
+	if c.SlackAppToken.Set() && !strings.HasPrefix(c.SlackAppToken.Reveal(), "xapp-") {
+		bad("SLACK_APP_TOKEN", "is not an app-level token (it should start with xapp-)")
+	}
+	switch {
+	case c.SlackBotToken.Set() && strings.TrimSpace(c.SlackChannel) == "":
+		bad("SLACK_CHANNEL", "required when VMTRIAGE_SLACK_BOT_TOKEN is set (the default channel for incidents)")
+	case c.SlackChannel != "":
+		checkChannel(bad, "SLACK_CHANNEL", "", c.SlackChannel)
+	}
+	if c.SlackAppToken.Set() && !c.SlackBotToken.Set() {
+		bad("SLACK_BOT_TOKEN", "required when VMTRIAGE_SLACK_APP_TOKEN is set (Socket Mode posts with the bot token)")
+	}
+	if c.SlackBotToken.Set() && !c.SlackAppToken.Set() && !c.SlackSigningSecret.Set() {
+		bad("SLACK_SIGNING_SECRET", "required when VMTRIAGE_SLACK_BOT_TOKEN is set without VMTRIAGE_SLACK_APP_TOKEN "+
+			"(HTTP mode verifies every request from Slack); or set VMTRIAGE_SLACK_APP_TOKEN for Socket Mode")
+	}
+	for _, site := range sortedKeys(c.SlackSiteChannels) {
+		if strings.TrimSpace(site) == "" {
+			bad("SLACK_SITE_CHANNELS", "an entry has no site name (write site:channel,...)")
+			continue
+		}
+		checkChannel(bad, "SLACK_SITE_CHANNELS", "site "+strconvQuote(site), c.SlackSiteChannels[site])
+	}
+	for _, sev := range sortedKeys(c.SlackSeverityChannels) {
+		switch strings.ToLower(strings.TrimSpace(sev)) {
+		case "critical", "high", "medium", "low":
+		default:
+			bad("SLACK_SEVERITY_CHANNELS", "%q is not a severity (critical, high, medium, low)", sev)
+			continue
+		}
+		checkChannel(bad, "SLACK_SEVERITY_CHANNELS", "severity "+strconvQuote(sev), c.SlackSeverityChannels[sev])
+	}
+}
+
+// checkChannel checks one channel ID of variable name; what says which
+// entry it is, if the variable holds several.
+func checkChannel(bad func(name, format string, args ...any), name, what, ch string) {
+	prefix := ""
+	if what != "" {
+		prefix = what + ": "
+	}
+	switch {
+	case strings.TrimSpace(ch) == "":
+		bad(name, "%sno channel given", prefix)
+	case strings.ContainsFunc(ch, func(r rune) bool { return r <= ' ' || r == '<' || r == '>' || r == '|' || r == ',' }):
+		bad(name, "%s%q is not a channel ID (such as C0123456789)", prefix, ch)
+	}
+}
+
+func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // redisSchemes are the URL schemes store.Connect understands.

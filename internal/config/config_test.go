@@ -64,6 +64,7 @@ func TestLoadValues(t *testing.T) {
 		"SLACK_BOT_TOKEN":               "without the prefix: ignored",
 		"VMTRIAGE_VMTRIAGE_HTTP_ADDR":   "doubled prefix: ignored",
 		"VMTRIAGE_SLACK_SIGNING_SECRET": "s3",
+		"VMTRIAGE_SLACK_CHANNEL":        "C0OPS",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +188,7 @@ func assertNoSecret(t *testing.T, how, out string) {
 }
 
 func TestSecretsNeverPrinted(t *testing.T) {
-	env := map[string]string{"VMTRIAGE_JIRA_URL": "https://jira.example", "VMTRIAGE_JIRA_PROJECT": "OPS"}
+	env := map[string]string{"VMTRIAGE_JIRA_URL": "https://jira.example", "VMTRIAGE_JIRA_PROJECT": "OPS", "VMTRIAGE_SLACK_CHANNEL": "C0OPS"}
 	for k, v := range secrets {
 		env[k] = v
 	}
