@@ -195,10 +195,17 @@ func (m *Metrics) observe(obs []model.Observation) {
 		o := &obs[i]
 		m.applied.WithLabelValues(o.Source).Inc()
 		if !o.TimeReceived.IsZero() {
-			m.latency.WithLabelValues(o.Source, "received").Observe(o.TimeReceived.Sub(o.TimeGenerated).Seconds())
+			m.latency.WithLabelValues(o.Source, "received").Observe(latency(o.TimeGenerated, o.TimeReceived))
 		}
 		if !o.TimeStored.IsZero() {
-			m.latency.WithLabelValues(o.Source, "stored").Observe(o.TimeStored.Sub(o.TimeGenerated).Seconds())
+			m.latency.WithLabelValues(o.Source, "stored").Observe(latency(o.TimeGenerated, o.TimeStored))
 		}
 	}
+}
+
+// latency is the seconds from generated to t. A source clock running ahead
+// (by up to model.MaxSkew) would make it negative, which would pull the
+// histogram's sum below the truth; it counts as no delay instead.
+func latency(generated, t time.Time) float64 {
+	return max(t.Sub(generated).Seconds(), 0)
 }

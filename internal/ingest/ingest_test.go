@@ -248,17 +248,26 @@ func TestStepAppliesEvaluatesAndAcks(t *testing.T) {
 	}, "vmtriage_observations_applied_total", "vmtriage_ingest_latency_seconds", "vmtriage_observation_entries_reclaimed_total")
 }
 
-func TestStepWithoutReceiveStampSkipsThatLatency(t *testing.T) {
+func TestStepLatencyEdges(t *testing.T) {
 	f := newFixture(t)
-	o := vmObs("replay", "vm-1", model.StateRunning)
-	o.TimeReceived = time.Time{}
-	f.appendEntries(t, []model.Observation{o})
+	// No receive stamp: only the stored latency is known.
+	replayed := vmObs("replay", "vm-1", model.StateRunning)
+	replayed.TimeReceived = time.Time{}
+	// A source clock 3 minutes ahead: received "before" it was generated.
+	ahead := vmObs("fast", "vm-2", model.StateRunning)
+	ahead.TimeGenerated = t0.Add(3 * time.Minute)
+	ahead.TimeReceived = t0
+	f.appendEntries(t, []model.Observation{replayed, ahead})
 	if _, err := f.pipeline(t, "c1", nil).Step(testCtx(t), 0); err != nil {
 		t.Fatal(err)
 	}
 	assertSeries(t, f.reg, []string{
 		`vmtriage_ingest_latency_seconds_count{source="replay",stage="stored"} 1`,
 		`vmtriage_ingest_latency_seconds_sum{source="replay",stage="stored"} 60`,
+		`vmtriage_ingest_latency_seconds_count{source="fast",stage="received"} 1`,
+		`vmtriage_ingest_latency_seconds_sum{source="fast",stage="received"} 0`,
+		`vmtriage_ingest_latency_seconds_count{source="fast",stage="stored"} 1`,
+		`vmtriage_ingest_latency_seconds_sum{source="fast",stage="stored"} 0`,
 	}, "vmtriage_ingest_latency_seconds")
 }
 
