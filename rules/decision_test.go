@@ -100,6 +100,41 @@ func TestDecisionTable(t *testing.T) {
 			},
 		},
 		{
+			name: "row 1: a VM down for longer than the host's history keeps its verdict",
+			run: func(h *harness) {
+				h.observe(h.host("host-1", healthy()), h.vm("vm-1", "host-1", crashed, nil))
+				h.advance(31 * time.Second)
+				first := h.one("vm-guest-crash")
+				for i := 0; i < 30; i++ { // history: 16 periods
+					h.clk.Advance(time.Minute)
+					h.observe(h.host("host-1", healthy()), h.vm("vm-1", "host-1", crashed, nil))
+					h.tick()
+				}
+				inc := h.one("vm-guest-crash")
+				if inc.ID != first.ID || inc.Status != model.StatusFiring || inc.HostState != "healthy" {
+					t.Errorf("after 30 periods down: %+v, want %s still firing, judged healthy", inc, first.ID)
+				}
+				h.none("vm-crash-host-unknown", "vm-crash-on-failing-host")
+			},
+		},
+		{
+			name: "row 2: VMs down for longer than the host's history stay on the host incident",
+			run: func(h *harness) {
+				h.observe(h.host("host-1", facts("mce", 1.0)), h.vm("vm-1", "host-1", crashed, nil))
+				first := h.one("vm-crash-on-failing-host")
+				for i := 0; i < 30; i++ {
+					h.clk.Advance(time.Minute)
+					h.observe(h.host("host-1", healthy()), h.vm("vm-1", "host-1", crashed, nil))
+					h.tick()
+				}
+				h.check(h.one("vm-crash-on-failing-host"), want{status: model.StatusFiring, vms: []string{"vm-1"}})
+				if got := h.one("vm-crash-on-failing-host"); got.ID != first.ID {
+					t.Errorf("incident %s, want %s", got.ID, first.ID)
+				}
+				h.none("vm-crash-host-unknown", "vm-guest-crash")
+			},
+		},
+		{
 			name: "row 3: the same hardware fault in 3 periods migrates pre-emptively",
 			run: func(h *harness) {
 				h.observe(h.vm("vm-1", "host-1", running, nil))

@@ -460,6 +460,9 @@ func (e *Engine) evalVM(v *vmRec) {
 	var pr *periodRec
 	if v.h != nil {
 		pr = v.h.period(idx)
+		if v.state.Down() {
+			pr = v.judgedPeriod(pr, idx)
+		}
 	}
 	e.fillHost(&env.Host, v.h, pr)
 	env.Period = PeriodEnv{Start: e.periodStart(idx), Length: e.set.Settings.Period, Now: e.now}

@@ -147,6 +147,30 @@ type vmRec struct {
 	crashed  bool
 	stale    bool
 	matches  []match
+	// judged is a copy of the host period the VM was last judged by while
+	// down, on host judgedOn: a VM can stay down longer than the host's
+	// history ring, and its verdict must not change when that period
+	// leaves the ring.
+	judged   *periodRec
+	judgedOn *hostRec
+}
+
+// judgedPeriod returns the host period a down VM is judged by: pr (the
+// period idx from the ring), remembered for later, or, once the period has
+// left the ring, the copy remembered of it.
+func (v *vmRec) judgedPeriod(pr *periodRec, idx int64) *periodRec {
+	if pr != nil {
+		if v.judged == nil {
+			v.judged = new(periodRec)
+		}
+		*v.judged = *pr
+		v.judgedOn = v.h
+		return pr
+	}
+	if v.judged != nil && v.judgedOn == v.h && v.judged.idx == idx && v.judged.valid {
+		return v.judged
+	}
+	return nil
 }
 
 // crashedState says whether a VM in this state with these attributes
