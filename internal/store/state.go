@@ -39,7 +39,8 @@ var savePeriodScript = redis.NewScript(savePeriodSource)
 // Records are ordered by time_generated, not by arrival: one older than
 // what is stored does not change current state, Since moves only when the
 // state changes, and a VM seen on a new host leaves the old host's VM set.
-// A VM or host record without host or site keeps the one known. Facts
+// A VM or host record without host or site keeps the one known. A VM
+// record without a state is a heartbeat and changes nothing here. Facts
 // merge per name, the newest generated value winning. Applying the same
 // observations again changes nothing.
 func (s *Store) Apply(ctx context.Context, obs []model.Observation) error {

@@ -59,7 +59,11 @@ while i <= n do
     local cgen, chost, csite = cur[1], cur[3] or '', cur[4] or ''
     if host == '' then host = chost end
     if site == '' then site = csite end
-    if cgen and gen < cgen then
+    if state == '' then
+      -- a heartbeat (a VM record without a state) proves the VM alive to
+      -- the rules engine; it changes nothing of the VM's current state,
+      -- and its time must not make a later state report look stale
+    elseif cgen and gen < cgen then
       stale = stale + 1
     elseif cgen == gen and cur[2] == state and chost == host and csite == site
         and cur[6] == event and cur[7] == source and cur[8] == attrs then
