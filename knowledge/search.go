@@ -234,45 +234,71 @@ func lastIndexRune(rs []rune, r rune) int {
 	return -1
 }
 
-// plainLines turns Markdown into the lines a person would read: no
-// heading marks, list bullets, emphasis, code fences or link targets, and
-// no empty lines.
+// plainLines turns Markdown into the units a person reads, one a line:
+// a paragraph or list item with its wrapped lines joined, a heading, a
+// table row, a line of code. Heading marks, bullets, emphasis, fences and
+// link targets are dropped.
 func plainLines(md string) []plainLine {
-	var out []plainLine
-	for _, l := range strings.Split(md, "\n") {
-		l = strings.TrimSpace(l)
-		if strings.HasPrefix(l, "```") || strings.HasPrefix(l, "~~~") {
-			continue
-		}
-		heading := strings.HasPrefix(l, "#")
-		l = strings.TrimLeft(l, "#>")
-		l = strings.TrimSpace(l)
-		for _, p := range []string{"- [ ] ", "- [x] ", "- ", "* ", "+ "} {
-			if rest, ok := strings.CutPrefix(l, p); ok {
-				l = rest
-				break
+	var (
+		out     []plainLine
+		cur     []string
+		inCode  bool
+		flushed = func() {
+			if len(cur) > 0 {
+				if t := inlineText(strings.Join(cur, " ")); t != "" {
+					out = append(out, plainLine{text: t})
+				}
+				cur = cur[:0]
 			}
 		}
-		l = stripOrdinal(l)
-		l = stripLinks(l)
-		l = strings.NewReplacer("**", "", "__", "", "`", "", "|", " ").Replace(l)
-		l = strings.Join(strings.Fields(l), " ")
-		if l == "" || strings.Trim(l, "-=:* ") == "" {
+	)
+	for _, raw := range strings.Split(md, "\n") {
+		l := strings.TrimSpace(raw)
+		if strings.HasPrefix(l, "```") || strings.HasPrefix(l, "~~~") {
+			flushed()
+			inCode = !inCode
 			continue
 		}
-		out = append(out, plainLine{text: l, heading: heading})
+		if inCode {
+			if l != "" {
+				out = append(out, plainLine{text: strings.Join(strings.Fields(l), " ")})
+			}
+			continue
+		}
+		switch {
+		case l == "":
+			flushed()
+		case strings.HasPrefix(l, "#"):
+			flushed()
+			if t := inlineText(strings.TrimLeft(l, "# ")); t != "" {
+				out = append(out, plainLine{text: t, heading: true})
+			}
+		case strings.HasPrefix(l, "|"):
+			flushed()
+			if strings.Trim(l, "|-: ") != "" { // not the |---|---| separator
+				cur = append(cur, strings.ReplaceAll(strings.Trim(l, "|"), "|", " "))
+				flushed()
+			}
+		case listItem(l) != l:
+			flushed()
+			cur = append(cur, listItem(l))
+		default:
+			cur = append(cur, strings.TrimSpace(strings.TrimLeft(l, ">")))
+		}
 	}
+	flushed()
 	return out
 }
 
-// plainLine is one line of a runbook as plain text.
-type plainLine struct {
-	text    string
-	heading bool
-}
-
-// stripOrdinal removes "1. " from the start of a numbered list item.
-func stripOrdinal(l string) string {
+// listItem strips a bullet ("- ", "* ", "+ ", "- [ ] ") or a number
+// ("1. ", "2) ") from the start of l; l is returned unchanged if it is not
+// a list item.
+func listItem(l string) string {
+	for _, p := range []string{"- [ ] ", "- [x] ", "- ", "* ", "+ "} {
+		if rest, ok := strings.CutPrefix(l, p); ok {
+			return rest
+		}
+	}
 	i := 0
 	for i < len(l) && l[i] >= '0' && l[i] <= '9' {
 		i++
@@ -281,6 +307,19 @@ func stripOrdinal(l string) string {
 		return l[i+2:]
 	}
 	return l
+}
+
+// inlineText drops inline Markdown: emphasis, code ticks, link targets.
+func inlineText(l string) string {
+	l = stripLinks(l)
+	l = strings.NewReplacer("**", "", "__", "", "`", "").Replace(l)
+	return strings.Join(strings.Fields(l), " ")
+}
+
+// plainLine is one line of a runbook as plain text.
+type plainLine struct {
+	text    string
+	heading bool
 }
 
 // stripLinks turns "[text](target)" into "text".
