@@ -71,7 +71,12 @@ func LoadFiles(paths ...string) (*Set, error) {
 	if len(srcs) == 0 {
 		return nil, &LoadError{Problems: []Problem{{File: strings.Join(paths, ","), Message: "no *.yaml or *.yml rule files found"}}}
 	}
-	return load(srcs)
+	set, err := load(srcs)
+	if err != nil {
+		return nil, err
+	}
+	set.digest = digestSources(srcs)
+	return set, nil
 }
 
 // expandPath lists the rule files of a path.

@@ -222,6 +222,9 @@ type Set struct {
 	probes    map[Scope][]probe
 	// maxHistory is the largest N any helper asks for.
 	maxHistory int
+	// digest identifies the file contents LoadFiles built the set from
+	// (zero for Parse), so a watcher notices any change made after them.
+	digest [32]byte
 }
 
 // Rule returns the named rule, or nil.

@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"crypto/sha256"
+	"hash"
 	"os"
 	"time"
 )
@@ -80,14 +81,12 @@ func digest(paths []string) [32]byte {
 			continue
 		}
 		for _, f := range files {
-			h.Write([]byte(f + "\x00"))
 			b, err := os.ReadFile(f)
 			if err != nil {
-				h.Write([]byte("!\x00"))
+				h.Write([]byte(f + "\x00!\x00"))
 				continue
 			}
-			h.Write(b)
-			h.Write([]byte{0})
+			writeSource(h, source{name: f, data: b})
 		}
 	}
 	var out [32]byte
@@ -95,12 +94,38 @@ func digest(paths []string) [32]byte {
 	return out
 }
 
+// digestSources is digest of files already read: the same value digest
+// gives while the files are unchanged.
+func digestSources(srcs []source) [32]byte {
+	h := sha256.New()
+	for _, s := range srcs {
+		writeSource(h, s)
+	}
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+func writeSource(h hash.Hash, s source) {
+	h.Write([]byte(s.name + "\x00"))
+	h.Write(s.data)
+	h.Write([]byte{0})
+}
+
 // WatchFiles reloads the engine's rules whenever the files under paths
 // change, until ctx ends. A refused file is logged and counted in
 // vmtriage_rule_reloads_total{result="failure"}; the rules in force stay.
 // SIGHUP handling stays with the caller, which can call ReloadFiles.
+//
+// Changes are judged against the files the rules in force were loaded
+// from (when LoadFiles built them), so an edit made between that load and
+// the start of the watch is not missed.
 func (e *Engine) WatchFiles(ctx context.Context, paths []string, interval time.Duration) {
-	Watch(ctx, paths, interval, e.Reload, func(err error) {
+	w := NewWatcher(paths...)
+	if d := e.Rules().digest; d != ([32]byte{}) {
+		w.last = d
+	}
+	w.Run(ctx, interval, e.Reload, func(err error) {
 		e.ReloadFailed()
 		e.log.Error("rule files refused; the previous rules stay in force", "err", err)
 	})
