@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/vmtriage/vmtriage/bot"
@@ -61,6 +62,19 @@ func Demo(ctx context.Context, opts DemoOptions) error {
 		len(fleet.VMs()), len(fleet.Hosts()), len(fleet.Sites()), period, opts.Step)
 	fmt.Fprintln(opts.Out, "Faults are injected on a schedule. Type /triage help (Ctrl-C to quit).")
 
+	// The console, the fleet's narration and the banner all write to Out
+	// from their own goroutines; one lock keeps a writer such as a buffer
+	// safe and each message whole.
+	opts.Out = &lockedWriter{w: opts.Out}
+	// The goroutines started once the service is ready end with this
+	// context and are waited for, so nothing writes to Out after Demo
+	// returns, even when Serve ends on an error.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
 	var chat *console.Chat
 	return Serve(ctx, Options{
 		Config:       opts.Config,
@@ -68,6 +82,7 @@ func Demo(ctx context.Context, opts DemoOptions) error {
 		Clock:        clk,
 		TickInterval: opts.Step / 4,
 		NewPoster: func(svc *Service) (bot.Poster, error) {
+			var err error
 			chat, err = console.NewChat(console.Options{In: opts.In, Out: opts.Out, Router: svc.Router, Color: opts.Color, User: "you", Clock: clk})
 			if err != nil {
 				return nil, err
@@ -76,10 +91,22 @@ func Demo(ctx context.Context, opts DemoOptions) error {
 		},
 		Ready: func(addr string, svc *Service) {
 			fmt.Fprintf(opts.Out, "HTTP API on http://%s (try /v1/incidents)\n\n", addr)
-			go func() { _ = chat.Run(ctx) }()
-			go driveFleet(ctx, fleet, clk, svc, opts)
+			wg.Go(func() { _ = chat.Run(ctx) })
+			wg.Go(func() { driveFleet(ctx, fleet, clk, svc, opts) })
 		},
 	})
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // driveFleet plays the simulated fleet: each step moves the clock to the
