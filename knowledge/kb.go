@@ -68,6 +68,7 @@ type snapshot struct {
 	runbooks []Runbook
 	bySlug   map[string]int
 	index    *index
+	applies  map[appliesKey][]int
 	html     []template.HTML
 }
 
@@ -164,6 +165,7 @@ func (kb *KB) install(rbs []Runbook) error {
 		s.html[i] = h
 	}
 	s.index = buildIndex(rbs)
+	s.applies = appliesIndex(rbs)
 	kb.cur.Store(s)
 	kb.status = Status{Runbooks: len(rbs), LoadedAt: kb.opts.Clock.Now()}
 	return nil

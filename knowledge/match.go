@@ -25,43 +25,66 @@ const (
 // the source of a source incident). Ties go by the sum of what matched,
 // then by slug.
 func (kb *KB) Match(inc model.Incident) []Runbook {
-	comp := component(inc)
-	type scored struct {
-		i     int
-		score int
-	}
 	s := kb.cur.Load()
-	var found []scored
-	for i, rb := range s.runbooks {
-		a := rb.AppliesTo
-		score := 0
-		if inc.Rule != "" && slices.Contains(a.Rules, inc.Rule) {
-			score += weightRule
+	scores := map[int]int{}
+	for _, k := range []struct {
+		kind   byte
+		value  string
+		weight int
+	}{
+		{'r', inc.Rule, weightRule}, {'e', inc.Event, weightEvent},
+		{'c', inc.Cause, weightCause}, {'m', component(inc), weightComponent},
+	} {
+		if k.value == "" {
+			continue
 		}
-		if inc.Event != "" && slices.Contains(a.Events, inc.Event) {
-			score += weightEvent
-		}
-		if inc.Cause != "" && slices.Contains(a.Causes, inc.Cause) {
-			score += weightCause
-		}
-		if comp != "" && slices.Contains(a.Components, comp) {
-			score += weightComponent
-		}
-		if score > 0 {
-			found = append(found, scored{i, score})
+		for _, i := range s.applies[appliesKey{k.kind, k.value}] {
+			scores[i] += k.weight
 		}
 	}
-	slices.SortFunc(found, func(x, y scored) int {
-		if c := cmp.Compare(y.score, x.score); c != 0 {
+	found := make([]int, 0, len(scores))
+	for i := range scores {
+		found = append(found, i)
+	}
+	slices.SortFunc(found, func(x, y int) int {
+		if c := cmp.Compare(scores[y], scores[x]); c != 0 {
 			return c
 		}
-		return strings.Compare(s.runbooks[x.i].Slug, s.runbooks[y.i].Slug)
+		return strings.Compare(s.runbooks[x].Slug, s.runbooks[y].Slug)
 	})
 	out := make([]Runbook, len(found))
-	for j, f := range found {
-		out[j] = s.runbooks[f.i]
+	for j, i := range found {
+		out[j] = s.runbooks[i]
 	}
 	return out
+}
+
+// appliesKey is one applies_to entry: kind r(ule), e(vent), c(ause) or
+// (co)m(ponent), and the value.
+type appliesKey struct {
+	kind  byte
+	value string
+}
+
+// appliesIndex maps every applies_to entry to the runbooks naming it, each
+// runbook once, so that Match does not scan every runbook.
+func appliesIndex(rbs []Runbook) map[appliesKey][]int {
+	m := map[appliesKey][]int{}
+	for i, rb := range rbs {
+		a := rb.AppliesTo
+		for _, l := range []struct {
+			kind byte
+			vals []string
+		}{{'r', a.Rules}, {'e', a.Events}, {'c', a.Causes}, {'m', a.Components}} {
+			for _, v := range l.vals {
+				k := appliesKey{l.kind, v}
+				if ids := m[k]; len(ids) == 0 || ids[len(ids)-1] != i {
+					m[k] = append(ids, i)
+				}
+			}
+		}
+	}
+	return m
 }
 
 // Links returns the links of the best Options.MaxLinks runbooks for inc.

@@ -78,8 +78,13 @@ func buildIndex(rbs []Runbook) *index {
 			}
 		}
 		ix.lines[i] = plainLines(rb.Body)
-		for _, l := range ix.lines[i] {
-			add(l.text, 1)
+		for j := range ix.lines[i] {
+			l := &ix.lines[i][j]
+			l.spans = tokenSpans(l.text)
+			for _, sp := range l.spans {
+				tf[sp.term]++
+				n++
+			}
 		}
 		for t, f := range tf {
 			ix.postings[t] = append(ix.postings[t], posting{doc: int32(i), tf: f})
@@ -158,7 +163,7 @@ func excerpt(lines []plainLine, terms []string, weights []float64) string {
 		var w float64
 		at := -1
 		clear(seen)
-		for _, tk := range tokenSpans(l.text) {
+		for _, tk := range l.spans {
 			j := slices.Index(terms, tk.term)
 			if j < 0 || seen[j] {
 				continue
@@ -320,6 +325,8 @@ func inlineText(l string) string {
 type plainLine struct {
 	text    string
 	heading bool
+	// spans are the line's search terms, kept for excerpts.
+	spans []span
 }
 
 // stripLinks turns "[text](target)" into "text".
