@@ -79,9 +79,15 @@ func TestReloadRefusesBadFiles(t *testing.T) {
 func TestWatchFilesKeepsRulesOnBadEdit(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "r.yaml")
+	// Writes are atomic (a rename, as a ConfigMap update or a deploy
+	// tool does); torn writes are TestWatcher's business.
 	write := func(body string) {
 		t.Helper()
-		if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+		tmp := filepath.Join(t.TempDir(), "r.yaml")
+		if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, file); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -14,22 +14,33 @@ import (
 // It polls rather than using inotify: rule files change a few times a
 // day, and a poll also sees files replaced by a ConfigMap's symlink swap,
 // which inotify watches on the old inode miss.
+//
+// A change is loaded once two checks in a row see the same files, so a
+// file caught half-written (an editor truncates, then writes) is not
+// loaded: an empty or cut-off file can be a valid rule file that drops
+// rules.
 type Watcher struct {
 	paths []string
 	last  [32]byte
+	// seen is the digest of the latest check, waiting to be confirmed.
+	seen [32]byte
 }
 
 // NewWatcher takes the digest of the files as they are now (which the
 // caller has loaded already).
 func NewWatcher(paths ...string) *Watcher {
-	return &Watcher{paths: paths, last: digest(paths)}
+	d := digest(paths)
+	return &Watcher{paths: paths, last: d, seen: d}
 }
 
-// Check loads the files if they changed since the last check. changed is
-// false when they did not; otherwise exactly one of set and err is set.
+// Check loads the files if they changed since they were last loaded and
+// are the same as at the previous check. changed is false when they were
+// not loaded; otherwise exactly one of set and err is set.
 func (w *Watcher) Check() (set *Set, changed bool, err error) {
 	cur := digest(w.paths)
-	if cur == w.last {
+	prev := w.seen
+	w.seen = cur
+	if cur == w.last || cur != prev {
 		return nil, false, nil
 	}
 	w.last = cur
