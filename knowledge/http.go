@@ -2,13 +2,17 @@ package knowledge
 
 import (
 	"bytes"
+	"context"
 	"html/template"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/extension"
 	"github.com/yuin/goldmark/parser"
+
+	"github.com/vmtriage/vmtriage/internal/store"
 )
 
 // md renders runbooks. goldmark's HTML renderer is safe by default: raw
@@ -72,6 +76,9 @@ type runbookPage struct {
 	Runbook Runbook
 	Link    string
 	Body    template.HTML
+	// Fixes are the newest resolution notes of the runbook's causes.
+	Fixes    []store.Note
+	FixesErr bool
 }
 
 func (kb *KB) serveIndex(w http.ResponseWriter, r *http.Request) {
@@ -102,7 +109,29 @@ func (kb *KB) serveRunbook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rb := s.runbooks[i]
-	render(w, http.StatusOK, "runbook", runbookPage{Runbook: rb, Link: kb.Link(rb.Slug), Body: s.html[i]})
+	p := runbookPage{Runbook: rb, Link: kb.Link(rb.Slug), Body: s.html[i]}
+	p.Fixes, p.FixesErr = kb.fixesOf(r.Context(), rb)
+	render(w, http.StatusOK, "runbook", p)
+}
+
+// fixesOf gathers the newest resolution notes of rb's causes, newest
+// first. A store failure is logged and shown as such: the runbook itself
+// must still be served when Redis is not.
+func (kb *KB) fixesOf(ctx context.Context, rb Runbook) (notes []store.Note, failed bool) {
+	for _, c := range rb.AppliesTo.Causes {
+		n, err := kb.PreviousFixes(ctx, c)
+		if err != nil {
+			kb.log.Warn("runbook page: previous fixes unavailable", "runbook", rb.Slug, "err", err)
+			failed = true
+			continue
+		}
+		notes = append(notes, n...)
+	}
+	slices.SortStableFunc(notes, func(a, b store.Note) int { return b.Time.Compare(a.Time) })
+	if len(notes) > kb.opts.PreviousFixes {
+		notes = notes[:kb.opts.PreviousFixes]
+	}
+	return notes, failed
 }
 
 func render(w http.ResponseWriter, code int, name string, data any) {
@@ -154,6 +183,13 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25rem .5rem}
 <article>
 {{.Body}}
 </article>
+{{if or .Fixes .FixesErr}}<section>
+<h2 id="how-this-was-fixed-before">How this was fixed before</h2>
+{{if .FixesErr}}<p class="meta">The resolution notes cannot be read right now.</p>{{end}}
+<ul>
+{{range .Fixes}}<li>{{.Text}} <span class="meta">— {{.Author}}, {{.Incident}} ({{.Cause}}), {{.Time.Format "2006-01-02 15:04 MST"}}</span></li>
+{{end}}</ul>
+</section>{{end}}
 <p class="meta">Link: <a href="{{.Link}}">{{.Link}}</a></p>
 {{template "foot"}}{{end}}
 

@@ -1,12 +1,17 @@
 package knowledge
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
+
+	"github.com/vmtriage/vmtriage/internal/store"
 )
 
 // hostile is a runbook that tries every way of getting markup or script
@@ -151,4 +156,54 @@ func TestRunbookPageGolden(t *testing.T) {
 	}
 	_, body := get(t, kb.Handler(), "GET", "/kb/service-down")
 	golden(t, "service-down.html.golden", body)
+}
+
+func TestRunbookPageShowsPreviousFixes(t *testing.T) {
+	fsys := fstest.MapFS{
+		"service-down.md": {Data: []byte("---\ntitle: Service down\napplies_to:\n  causes: [service-down, agent-down]\n---\ntext\n")},
+	}
+	rbs, err := LoadFS(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := &causeNotes{by: map[string][]store.Note{
+		"service-down": {
+			{Incident: "inc-9", Cause: "service-down", Text: "cleaned /var, restarted <libvirtd>", Author: "U2", Time: t0.Add(2 * time.Hour)},
+			{Incident: "inc-4", Cause: "service-down", Text: "restarted libvirtd", Author: "U1", Time: t0},
+		},
+		"agent-down": {{Incident: "inc-7", Cause: "agent-down", Text: "reinstalled the agent", Author: "U3", Time: t0.Add(time.Hour)}},
+	}}
+	kb, err := newKB(Options{Notes: notes, PreviousFixes: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kb.install(rbs); err != nil {
+		t.Fatal(err)
+	}
+	_, body := get(t, kb.Handler(), "GET", "/kb/service-down")
+	want := `<li>cleaned /var, restarted &lt;libvirtd&gt; <span class="meta">— U2, inc-9 (service-down), 2026-11-22 05:00 UTC</span></li>
+<li>reinstalled the agent <span class="meta">— U3, inc-7 (agent-down), 2026-11-22 04:00 UTC</span></li>
+</ul>`
+	if !strings.Contains(body, want) {
+		t.Fatalf("page lacks the two newest fixes, escaped:\n%s", body)
+	}
+
+	notes.err = errors.New("redis down")
+	res, body := get(t, kb.Handler(), "GET", "/kb/service-down")
+	if res.StatusCode != 200 || !strings.Contains(body, "The resolution notes cannot be read right now.") {
+		t.Fatalf("with the store down: %d\n%s", res.StatusCode, body)
+	}
+}
+
+type causeNotes struct {
+	by  map[string][]store.Note
+	err error
+}
+
+func (c *causeNotes) Notes(_ context.Context, cause string, n int) ([]store.Note, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	l := c.by[cause]
+	return l[:min(n, len(l))], nil
 }
