@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vmtriage/vmtriage/internal/clock"
+	"github.com/vmtriage/vmtriage/internal/model"
 	"github.com/vmtriage/vmtriage/internal/store"
 )
 
@@ -218,5 +219,47 @@ func TestPreviousFixes(t *testing.T) {
 	bare, _ := New(Options{})
 	if got, err := bare.PreviousFixes(context.Background(), "service-down"); got != nil || err != nil {
 		t.Fatalf("PreviousFixes without notes = %v, %v", got, err)
+	}
+}
+
+// Lookups read one snapshot while a reload swaps it; run with -race.
+func TestConcurrentReadsDuringReload(t *testing.T) {
+	dir := t.TempDir()
+	clk := clock.NewFake(t0)
+	writeRunbook(t, clk, dir, "service-down.md", runbookText("Service down", "Restart libvirtd."))
+	kb, err := New(Options{Path: dir, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := kb.Handler()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 20 {
+			clk.Advance(time.Second)
+			writeRunbook(t, clk, dir, "service-down.md", runbookText("Service down", strings.Repeat("Restart libvirtd. ", i+1)))
+			if _, err := kb.Check(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for i := 0; ; i++ {
+		select {
+		case <-done:
+			if i == 0 {
+				t.Log("reloads finished before the first read")
+			}
+			return
+		default:
+		}
+		if hits := kb.Search("libvirtd", 3); len(hits) != 1 {
+			t.Fatalf("Search during reload = %v", hits)
+		}
+		kb.Match(model.Incident{Cause: "guest-crash"})
+		if res, _ := get(t, h, "GET", "/kb/service-down"); res.StatusCode != 200 {
+			t.Fatalf("page during reload: %d", res.StatusCode)
+		}
+		_ = kb.Status()
 	}
 }

@@ -21,6 +21,10 @@ type Hit struct {
 // ExcerptLen is the longest excerpt, in characters.
 const ExcerptLen = 160
 
+// MaxQueryTerms bounds the work one query can cause: words beyond the
+// first 32 distinct ones are ignored.
+const MaxQueryTerms = 32
+
 // BM25 parameters: the usual ones. Title and tag words count as if they
 // appeared several times in the body, so a runbook about a thing outranks
 // one that mentions it (a simple form of BM25F).
@@ -109,6 +113,9 @@ func (ix *index) idf(term string) float64 {
 // that share no word with the query are not returned.
 func (ix *index) search(rbs []Runbook, query string, n int) []Hit {
 	terms := uniqueTokens(query)
+	if len(terms) > MaxQueryTerms {
+		terms = terms[:MaxQueryTerms]
+	}
 	if len(terms) == 0 || n <= 0 || len(rbs) == 0 {
 		return nil
 	}

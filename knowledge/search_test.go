@@ -67,6 +67,14 @@ func TestSearchRanksTheRelevantRunbookFirst(t *testing.T) {
 	}
 }
 
+func manyWords(n int) string {
+	w := make([]string, n)
+	for i := range w {
+		w[i] = fmt.Sprintf("unknownword%d", i)
+	}
+	return strings.Join(w, " ")
+}
+
 func slugs(hits []Hit) string {
 	var b strings.Builder
 	for _, h := range hits {
@@ -90,6 +98,7 @@ func TestSearchEdges(t *testing.T) {
 		{"n caps the hits", "host", 2, 2},
 		{"n zero", "host", 0, 0},
 		{"unknown word next to a known one", "zebra libvirtd", 5, 3}, // three runbooks mention libvirtd
+		{"words beyond the 32nd are ignored", strings.Repeat("zebra ", 5) + manyWords(40) + " libvirtd", 5, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
