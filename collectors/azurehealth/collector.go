@@ -111,6 +111,7 @@ type Collector struct {
 
 // vmState is what the collector remembers of a VM between polls.
 type vmState struct {
+	sub        string
 	name, site string
 	digest     string
 	gen        time.Time // time generated last sent
@@ -278,7 +279,7 @@ func (c *Collector) Poll(ctx context.Context) error {
 			}
 			changed[r.key] = true
 			gen := c.pickGen(r, st, now)
-			next := &vmState{name: r.name, site: r.location, digest: r.digest, gen: gen, reported: r.reported, listed: now}
+			next := &vmState{sub: sub, name: r.name, site: r.location, digest: r.digest, gen: gen, reported: r.reported, listed: now}
 			key := r.key
 			if st == nil && baseline && c.opts.QuietBaseline {
 				c.vms[key] = next
@@ -302,9 +303,20 @@ func (c *Collector) Poll(ctx context.Context) error {
 		}
 	}
 	if c.opts.KeepAlive > 0 && now.Sub(c.lastKeepAlive) >= c.opts.KeepAlive {
+		// A VM gets a heartbeat when this poll listed it, or, if its
+		// subscription could not be listed completely, when some poll did
+		// since the last heartbeats: a failed page must not make its VMs
+		// look silent, but a VM gone from a complete listing gets none.
 		since := c.lastKeepAlive
+		whole := map[string]bool{}
+		for _, sub := range complete {
+			whole[sub] = true
+		}
 		for key, st := range c.vms {
-			if changed[key] || st.listed.IsZero() || st.listed.Before(since) {
+			if changed[key] || st.listed.IsZero() {
+				continue
+			}
+			if whole[st.sub] && !st.listed.Equal(now) || !whole[st.sub] && st.listed.Before(since) {
 				continue
 			}
 			obs = append(obs, c.heartbeat(st, now))

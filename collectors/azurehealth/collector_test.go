@@ -388,3 +388,43 @@ func ids(obs []model.Observation) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestKeepAliveSurvivesAFailedPage: VMs of a page that failed still get
+// their heartbeat (they were listed since the last ones), but a VM that a
+// complete listing no longer shows gets none.
+func TestKeepAliveSurvivesAFailedPage(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.MaxAttempts = 1 })
+	h.az.setPage("sub-a/", readTestdata(t, "page1.json"))
+	h.az.setPage("sub-a/page2", readTestdata(t, "page2.json"))
+	if err := h.c.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.sink.take()
+	h.clk.Advance(5 * time.Minute)
+	h.az.addFaults("sub-a/page2", fault{status: 502, body: "bad gateway"})
+	if err := h.c.Poll(context.Background()); err == nil {
+		t.Fatal("want page 2's error")
+	}
+	if got := heartbeats(h.sink.take()); !slices.Equal(got, []string{"batch_3", "vm-db-1", "vm-web-1", "vm-web-2"}) {
+		t.Errorf("heartbeats with page 2 failing = %v, want all four", got)
+	}
+	h.clk.Advance(5 * time.Minute)
+	h.az.setPage("sub-a/page2", `{"value":[]}`)
+	if err := h.c.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := heartbeats(h.sink.take()); !slices.Equal(got, []string{"vm-web-1", "vm-web-2"}) {
+		t.Errorf("heartbeats after page 2 emptied = %v, want page 1's VMs only", got)
+	}
+}
+
+func heartbeats(obs []model.Observation) []string {
+	var out []string
+	for _, o := range obs {
+		if o.State == "" {
+			out = append(out, o.ID)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -41,7 +41,7 @@ type fault struct {
 // fakeAzure serves the token endpoint and availabilityStatuses listings
 // from recorded-shape pages, with scripted failures per page.
 type fakeAzure struct {
-	t   *testing.T
+	t   testing.TB
 	srv *httptest.Server
 
 	mu          sync.Mutex
@@ -54,7 +54,7 @@ type fakeAzure struct {
 	calls       []string // "sub/token status" per listing request
 }
 
-func newFakeAzure(t *testing.T) *fakeAzure {
+func newFakeAzure(t testing.TB) *fakeAzure {
 	f := &fakeAzure{t: t, pages: map[string]string{}, faults: map[string][]fault{}, expiresIn: 3600}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", f.token)
@@ -200,7 +200,7 @@ type harness struct {
 	waits []time.Duration
 }
 
-func newHarness(t *testing.T, tweak func(*Options)) *harness {
+func newHarness(t testing.TB, tweak func(*Options)) *harness {
 	t.Helper()
 	h := &harness{az: newFakeAzure(t), clk: clock.NewFake(t0), sink: &sink{}, reg: prometheus.NewRegistry(), logs: &bytes.Buffer{}}
 	opts := Options{
