@@ -134,23 +134,27 @@ func (ix *index) search(rbs []Runbook, query string, n int) []Hit {
 			scores[p.doc] += idf * tf * (bm25K1 + 1) / (tf + norm)
 		}
 	}
-	var docs []int
-	for d, s := range scores {
-		if s > 0 {
-			docs = append(docs, d)
-		}
-	}
-	slices.SortFunc(docs, func(a, b int) int {
+	// Keep the best n in order while scanning: n is a handful, the
+	// runbooks may be thousands, so this beats sorting them all.
+	better := func(a, b int) bool {
 		if scores[a] != scores[b] {
-			if scores[a] > scores[b] {
-				return -1
-			}
-			return 1
+			return scores[a] > scores[b]
 		}
-		return strings.Compare(rbs[a].Slug, rbs[b].Slug)
-	})
-	if len(docs) > n {
-		docs = docs[:n]
+		return rbs[a].Slug < rbs[b].Slug
+	}
+	docs := make([]int, 0, n)
+	for d, sc := range scores {
+		if sc <= 0 || (len(docs) == n && !better(d, docs[n-1])) {
+			continue
+		}
+		if len(docs) < n {
+			docs = append(docs, d)
+		} else {
+			docs[n-1] = d
+		}
+		for i := len(docs) - 1; i > 0 && better(docs[i], docs[i-1]); i-- {
+			docs[i], docs[i-1] = docs[i-1], docs[i]
+		}
 	}
 	hits := make([]Hit, len(docs))
 	for i, d := range docs {

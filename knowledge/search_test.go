@@ -230,3 +230,30 @@ func TestPlainLines(t *testing.T) {
 		t.Fatalf("plainLines =\n%s\nwant\n%s", strings.Join(got, "|"), want)
 	}
 }
+
+// Keeping only the best n while scanning gives the first n of the full
+// ranking, ties broken by slug.
+func TestSearchTopNIsPrefixOfFullRanking(t *testing.T) {
+	rbs := syntheticRunbooks(t, 300)
+	ix := buildIndex(rbs)
+	for _, q := range []string{"ecc memory", "libvirtd down on the host", "migrate"} {
+		all := ix.search(rbs, q, len(rbs))
+		for i := 1; i < len(all); i++ {
+			a, b := all[i-1], all[i]
+			if a.Score < b.Score || (a.Score == b.Score && a.Runbook.Slug > b.Runbook.Slug) {
+				t.Fatalf("%q: full ranking out of order at %d: %s(%v) before %s(%v)", q, i, a.Runbook.Slug, a.Score, b.Runbook.Slug, b.Score)
+			}
+		}
+		for _, n := range []int{1, 5, 17} {
+			top := ix.search(rbs, q, n)
+			if len(top) != min(n, len(all)) {
+				t.Fatalf("%q n=%d: %d hits", q, n, len(top))
+			}
+			for i := range top {
+				if top[i].Runbook.Slug != all[i].Runbook.Slug {
+					t.Fatalf("%q n=%d: hit %d is %s, full ranking has %s", q, n, i, top[i].Runbook.Slug, all[i].Runbook.Slug)
+				}
+			}
+		}
+	}
+}
