@@ -23,6 +23,8 @@ type NoteReader interface {
 	Notes(ctx context.Context, cause string, n int) ([]store.Note, error)
 }
 
+var _ NoteReader = (*store.Store)(nil)
+
 // Options configure a KB. All fields are optional.
 type Options struct {
 	// Path is the folder of runbooks (VMTRIAGE_KB_PATH); empty uses the
