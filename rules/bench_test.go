@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/vmtriage/vmtriage/internal/clock"
 	"github.com/vmtriage/vmtriage/internal/model"
@@ -64,12 +65,36 @@ func BenchmarkFullSweep(b *testing.B) {
 	e.sweep() // settle memberships
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := startCPU()
 	for b.Loop() {
 		e.mu.Lock()
 		e.sweep()
 		e.mu.Unlock()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6, "ms/sweep")
+	cpu.report(b, 1e6, "cpu-ms/sweep")
+}
+
+// cpuMeter measures the process CPU time of a benchmark's loop.
+type cpuMeter struct {
+	start time.Duration
+	ok    bool
+}
+
+func startCPU() cpuMeter {
+	t, ok := processCPU()
+	return cpuMeter{start: t, ok: ok}
+}
+
+// report adds the CPU time per operation, divided by unit, as metric name.
+// With GOMAXPROCS=1 it is what one core spends per operation, however busy
+// the machine is.
+func (c cpuMeter) report(b *testing.B, unit float64, name string) {
+	end, ok := processCPU()
+	if !c.ok || !ok || b.N == 0 {
+		return
+	}
+	b.ReportMetric(float64((end-c.start).Nanoseconds())/float64(b.N)/unit, name)
 }
 
 // BenchmarkObserve measures incremental evaluation: one VM observation
@@ -80,6 +105,7 @@ func BenchmarkObserve(b *testing.B) {
 	batch := make([]model.Observation, 1)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := startCPU()
 	i := 0
 	for b.Loop() {
 		batch[0] = vms[i%len(vms)]
@@ -88,6 +114,7 @@ func BenchmarkObserve(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	cpu.report(b, 1, "cpu-ns/op")
 }
 
 // BenchmarkObserveHost measures a host observation, which derives the
@@ -102,6 +129,7 @@ func BenchmarkObserveHost(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := startCPU()
 	i := 0
 	for b.Loop() {
 		batch[0] = hosts[i%len(hosts)]
@@ -110,6 +138,7 @@ func BenchmarkObserveHost(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	cpu.report(b, 1, "cpu-ns/op")
 }
 
 // BenchmarkObserveDownVM measures the unguarded path: a crashed VM already
@@ -127,6 +156,7 @@ func BenchmarkObserveDownVM(b *testing.B) {
 	batch := make([]model.Observation, 1)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := startCPU()
 	i := 0
 	for b.Loop() {
 		batch[0] = down[i%len(down)]
@@ -135,6 +165,7 @@ func BenchmarkObserveDownVM(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	cpu.report(b, 1, "cpu-ns/op")
 }
 
 // BenchmarkTick measures a tick between stale scans (the lifecycle of open
@@ -157,9 +188,11 @@ func BenchmarkStaleScan(b *testing.B) {
 	e, _ := benchFleet(b)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := startCPU()
 	for b.Loop() {
 		e.mu.Lock()
 		e.checkStale()
 		e.mu.Unlock()
 	}
+	cpu.report(b, 1e6, "cpu-ms/op")
 }

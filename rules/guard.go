@@ -13,10 +13,34 @@ import (
 // skips a rule whose result would be false, so it never changes a result.
 type guard struct {
 	// field is a boolean VM field that must be true: crashed, down,
-	// running or stale.
-	field string
-	// events, when not nil, lists the events vm.event must be one of.
-	events map[string]struct{}
+	// running or stale (none for an event guard).
+	field guardField
+	// events, when not nil, lists the events vm.event must be one of;
+	// emptyOK says whether "" is one of them, which answers the common
+	// case (no event) without hashing.
+	events  map[string]struct{}
+	emptyOK bool
+}
+
+type guardField uint8
+
+const (
+	fieldNone guardField = iota
+	fieldCrashed
+	fieldDown
+	fieldRunning
+	fieldStale
+)
+
+// guardFields maps the VM fields a guard can test to their guardField.
+var guardFields = []struct {
+	name  string
+	field guardField
+}{{"crashed", fieldCrashed}, {"down", fieldDown}, {"running", fieldRunning}, {"stale", fieldStale}}
+
+func eventGuard(set map[string]struct{}) guard {
+	_, empty := set[""]
+	return guard{events: set, emptyOK: empty}
 }
 
 // vmGuards extracts the guards of a vm rule expression: one per top-level
@@ -38,11 +62,11 @@ func vmGuards(src string) []guard {
 			case "==":
 				if isVMField(x.Left, "event") {
 					if s, ok := x.Right.(*ast.StringNode); ok {
-						out = append(out, guard{events: map[string]struct{}{s.Value: {}}})
+						out = append(out, eventGuard(map[string]struct{}{s.Value: {}}))
 					}
 				} else if isVMField(x.Right, "event") {
 					if s, ok := x.Left.(*ast.StringNode); ok {
-						out = append(out, guard{events: map[string]struct{}{s.Value: {}}})
+						out = append(out, eventGuard(map[string]struct{}{s.Value: {}}))
 					}
 				}
 			case "in":
@@ -58,12 +82,12 @@ func vmGuards(src string) []guard {
 					}
 					set[s.Value] = struct{}{}
 				}
-				out = append(out, guard{events: set})
+				out = append(out, eventGuard(set))
 			}
 		case *ast.MemberNode:
-			for _, f := range []string{"crashed", "down", "running", "stale"} {
-				if isVMField(x, f) {
-					out = append(out, guard{field: f})
+			for _, f := range guardFields {
+				if isVMField(x, f.name) {
+					out = append(out, guard{field: f.field})
 				}
 			}
 		}
@@ -91,25 +115,29 @@ func guardsPass(gs []guard, v *VMEnv) bool {
 	for i := range gs {
 		g := &gs[i]
 		switch g.field {
-		case "crashed":
+		case fieldCrashed:
 			if !v.Crashed {
 				return false
 			}
-		case "down":
+		case fieldDown:
 			if !v.Down {
 				return false
 			}
-		case "running":
+		case fieldRunning:
 			if !v.Running {
 				return false
 			}
-		case "stale":
+		case fieldStale:
 			if !v.Stale {
 				return false
 			}
 		}
 		if g.events != nil {
-			if _, ok := g.events[v.Event]; !ok {
+			if v.Event == "" {
+				if !g.emptyOK {
+					return false
+				}
+			} else if _, ok := g.events[v.Event]; !ok {
 				return false
 			}
 		}
