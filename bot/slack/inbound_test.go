@@ -487,3 +487,25 @@ func FuzzSlackPayloads(f *testing.F) {
 		in.Wait()
 	})
 }
+
+func BenchmarkServeCommandInline(b *testing.B) {
+	reply := bot.Reply{Title: "vm-0042 is crashed", Tone: bot.ToneError, Sections: []bot.Section{{Fields: []bot.Field{
+		{Key: "state", Value: "crashed since 10:07 UTC (5m ago)"}, {Key: "host", Value: "host-007"}, {Key: "site", Value: "pod-a"},
+	}}}}
+	in, err := NewInbound(InboundOptions{Router: routerFunc(func(context.Context, string, bot.Command) bot.Reply { return reply }), InlineWait: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := url.Values{"command": {"/triage"}, "text": {"status vm-0042"}, "user_id": {"U0ALICE"}, "channel_id": {"C0OPS"},
+		"response_url": {"https://hooks.slack.com/commands/T0/1/abc"}, "trigger_id": {"t"}}.Encode()
+	b.ReportAllocs()
+	for b.Loop() {
+		r := httptest.NewRequest(http.MethodPost, "/slack/commands", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		w := httptest.NewRecorder()
+		in.ServeCommand(w, r)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
+}

@@ -259,7 +259,8 @@ type MemorySeen struct {
 	clock clock.Clock
 	mu    sync.Mutex
 	until map[string]time.Time
-	adds  int
+	// nextSweep is when expired keys are next dropped.
+	nextSweep time.Time
 }
 
 var _ SeenStore = (*MemorySeen)(nil)
@@ -282,13 +283,15 @@ func (s *MemorySeen) FirstSeen(_ context.Context, key string, ttl time.Duration)
 		return false, nil
 	}
 	s.until[key] = now.Add(ttl)
-	// Sweep now and then so memory follows the request rate, not uptime.
-	if s.adds++; s.adds%256 == 0 {
+	// Sweep once a minute, so memory follows the request rate times the
+	// TTL rather than uptime, at a cost that does not grow per request.
+	if !now.Before(s.nextSweep) {
 		for k, until := range s.until {
 			if !now.Before(until) {
 				delete(s.until, k)
 			}
 		}
+		s.nextSweep = now.Add(time.Minute)
 	}
 	return true, nil
 }

@@ -354,3 +354,82 @@ func collectCount(c prometheus.Collector) int {
 	}
 	return n
 }
+
+// alwaysNew is a SeenStore that has seen nothing, so a benchmark can send
+// one request many times.
+type alwaysNew struct{}
+
+func (alwaysNew) FirstSeen(context.Context, string, time.Duration) (bool, error) { return true, nil }
+
+func BenchmarkVerifierWrap(b *testing.B) {
+	v, err := NewVerifier(VerifyOptions{SigningSecret: testSigningSecret, Seen: alwaysNew{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := v.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+	body := "command=%2Ftriage&text=status+vm-0042&user_id=U0ALICE&channel_id=C0OPS&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT0%2F1%2Fabc&trigger_id=" + uniqueTrigger()
+	ts := time.Now()
+	header := signedRequest("/slack/commands", testSigningSecret, ts, body).Header
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		r := httptest.NewRequest(http.MethodPost, "/slack/commands", strings.NewReader(body))
+		r.Header = header
+		h.ServeHTTP(w, r)
+	}
+	if w.Code != http.StatusOK {
+		b.Fatalf("status %d", w.Code)
+	}
+}
+
+func BenchmarkSeen(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		seen func(b *testing.B) SeenStore
+	}{
+		{"memory", func(*testing.B) SeenStore { return NewMemorySeen(clock.Real{}) }},
+		{"redis", func(b *testing.B) SeenStore {
+			rdb := storetest.Client(b)
+			prefix := "bench-" + uniqueTrigger()
+			b.Cleanup(func() {
+				keys, _ := rdb.Keys(context.Background(), "{"+prefix+"}:*").Result()
+				for len(keys) > 0 {
+					n := min(len(keys), 1000)
+					rdb.Del(context.Background(), keys[:n]...)
+					keys = keys[n:]
+				}
+			})
+			return RedisSeen{Client: rdb, Prefix: prefix}
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := tc.seen(b)
+			ctx := context.Background()
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				i++
+				if _, err := s.FirstSeen(ctx, sha256Hex(strconv.Itoa(i)), time.Minute); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func TestMemorySeenForgetsExpiredKeys(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC))
+	s := NewMemorySeen(clk)
+	ctx := context.Background()
+	for i := range 100 {
+		s.FirstSeen(ctx, strconv.Itoa(i), 5*time.Minute)
+	}
+	clk.Advance(6 * time.Minute)
+	s.FirstSeen(ctx, "late", 5*time.Minute)
+	s.mu.Lock()
+	n := len(s.until)
+	s.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d keys kept after they all expired, want only the new one", n)
+	}
+}
