@@ -69,6 +69,10 @@ func ingestBodies(tb testing.TB, n int, at time.Time) [][]byte {
 // concurrent clients, timed until the pipeline has applied and evaluated
 // every one (the observation stream's backlog is empty). It reports
 // observations per second.
+//
+// b.N counts observations, so run it with e.g. -benchtime 200000x: a few
+// thousand observations (or -benchtime 3x) measure the first requests'
+// start-up, not the sustained rate.
 func BenchmarkIngestHTTP(b *testing.B) {
 	s := bootService(b, bootOptions{})
 	bodies := ingestBodies(b, b.N, s.clock.Now())
