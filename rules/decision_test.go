@@ -250,7 +250,11 @@ func TestDecisionTable(t *testing.T) {
 				h.clk.Advance(30 * time.Second)
 				h.observe(h.vm("vm-3", "host-1", running, nil))
 				h.advance(11 * time.Minute)
-				h.check(h.one("source-stopped-reporting"), want{status: model.StatusFiring, kind: KindSource, subject: "libvirt"})
+				inc := h.one("source-stopped-reporting")
+				h.check(inc, want{status: model.StatusFiring, kind: KindSource, subject: "libvirt"})
+				if want := "last seen 2026-11-22T10:00:35Z"; !strings.Contains(inc.Summary, want) {
+					t.Errorf("summary %q lacks %q", inc.Summary, want)
+				}
 				h.none("vm-stopped-reporting")
 			},
 		},
@@ -263,7 +267,11 @@ func TestDecisionTable(t *testing.T) {
 					h.observe(h.host("host-2", healthy()))
 				}
 				h.advance(30 * time.Second)
-				h.check(h.one("host-stopped-reporting"), want{status: model.StatusFiring, kind: model.KindHost, subject: "host-1"})
+				inc := h.one("host-stopped-reporting")
+				h.check(inc, want{status: model.StatusFiring, kind: model.KindHost, subject: "host-1"})
+				if want := "last seen 2026-11-22T10:00:05Z"; !strings.Contains(inc.Summary, want) {
+					t.Errorf("summary %q lacks %q", inc.Summary, want)
+				}
 			},
 		},
 	}
