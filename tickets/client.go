@@ -197,6 +197,7 @@ func (c *client) fail(op string, resp *jira.Response, err error) error {
 	} else if resp.Body != nil {
 		// The methods that do not parse the error leave the body unread.
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
 		var doc jira.Error
 		if json.Unmarshal(body, &doc) == nil {
 			e.Messages = jiraMessages(doc.ErrorMessages, doc.Errors)
@@ -345,6 +346,29 @@ func (c *client) comment(ctx context.Context, key, body string) error {
 	}
 	resp.Body.Close()
 	return nil
+}
+
+// comments returns the bodies of the ticket's most recent comments (up to
+// 200), to check whether a comment whose answer was lost was written.
+func (c *client) comments(ctx context.Context, key string) ([]string, error) {
+	req, err := c.jc.NewRequestWithContext(ctx, http.MethodGet, "rest/api/2/issue/"+url.PathEscape(key)+"/comment?orderBy=-created&maxResults=200", nil)
+	if err != nil {
+		return nil, fmt.Errorf("read comments of %s: %w", key, err)
+	}
+	var out struct {
+		Comments []struct {
+			Body string `json:"body"`
+		} `json:"comments"`
+	}
+	resp, err := c.jc.Do(req, &out)
+	if err != nil {
+		return nil, c.fail("read comments of "+key, resp, err)
+	}
+	bodies := make([]string, len(out.Comments))
+	for i, cm := range out.Comments {
+		bodies[i] = cm.Body
+	}
+	return bodies, nil
 }
 
 // addLabel adds label to an existing ticket.

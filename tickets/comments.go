@@ -11,21 +11,21 @@ import (
 )
 
 // changes lists the steps that bring a ticket showing prev up to cur, in
-// the order they happened: a reopening first, a resolution last. Step ids
-// depend only on the change itself, so a retry recognises steps already
-// done even if the incident changed again meanwhile.
+// the order they happened: a reopening first, a resolution last. Each step
+// is one Jira change (a comment, or a transition), and step ids depend
+// only on the change itself, so a retry recognises steps already done
+// even if the incident changed again meanwhile.
 func changes(prev, cur *model.Incident) []step {
 	var out []step
 	yes, no := true, false
 	base := *prev
 	reopened := cur.Reopened > prev.Reopened || (prev.Status == model.StatusResolved && cur.Open())
 	if reopened {
-		out = append(out, step{
-			id: "reopen-" + strconv.Itoa(cur.Reopened),
-			comment: fmt.Sprintf("The incident came back and was reopened (%s). Started again at %s UTC.",
-				times(cur.Reopened), formatDate(cur.StartedAt)),
-			move: &no,
-		})
+		n := strconv.Itoa(cur.Reopened)
+		out = append(out,
+			step{id: "reopen-move-" + n, move: &no},
+			step{id: "reopen-" + n, comment: fmt.Sprintf("The incident came back at %s UTC and was reopened (%s).",
+				formatDate(cur.UpdatedAt), times(cur.Reopened))})
 		// The rules engine starts a reopened incident over: escalation,
 		// acknowledgement and approval are new.
 		base.Level, base.AckedBy, base.AckedAt, base.Approval = 0, "", time.Time{}, ""
@@ -81,7 +81,8 @@ func changes(prev, cur *model.Incident) []step {
 		if cur.StartedAt.IsZero() || cur.ResolvedAt.IsZero() {
 			c = "Resolved."
 		}
-		out = append(out, step{id: "resolve-" + strconv.FormatInt(cur.ResolvedAt.UnixMilli(), 10), comment: c, move: &yes})
+		at := strconv.FormatInt(cur.ResolvedAt.UnixMilli(), 10)
+		out = append(out, step{id: "resolve-" + at, comment: c}, step{id: "resolve-move-" + at, move: &yes})
 	}
 	return out
 }

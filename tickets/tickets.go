@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/vmtriage/vmtriage/internal/model"
@@ -46,8 +48,9 @@ type Tickets struct {
 	jira   *client
 	render *renderer
 	log    *slog.Logger
-	// owner names this process in ticket locks.
-	owner string
+	// owner names this process in ticket locks; attempts numbers them.
+	owner    string
+	attempts atomic.Uint64
 	auto  map[model.Severity]bool
 	state stepState
 }
@@ -107,11 +110,12 @@ func (t *Tickets) CreateNow(ctx context.Context, incidentID string) (key, url st
 	op := TicketOp{Incident: incidentID, Force: true, Reason: "command"}
 	for attempt := 1; ; attempt++ {
 		err = t.attempt(ctx, op)
-		if !errors.Is(err, errBusy) || attempt == 5 {
+		if !errors.Is(err, errBusy) || attempt == 25 {
 			break
 		}
-		// Another worker is on it, probably creating this very ticket.
-		if serr := t.opts.Sleep(ctx, t.opts.MinBackoff); serr != nil {
+		// Another worker is on it, probably creating this very ticket:
+		// its attempt is short, so wait a little rather than queue.
+		if serr := t.opts.Sleep(ctx, min(t.opts.MinBackoff, 200*time.Millisecond)); serr != nil {
 			return "", "", serr
 		}
 	}
@@ -162,7 +166,10 @@ func (t *Tickets) Status(ctx context.Context, incidentID string) (TicketRecord, 
 // another error with Permanent() true, already recorded on the ticket
 // record), or wraps ErrNotFound.
 func (t *Tickets) attempt(ctx context.Context, op TicketOp) error {
-	ok, err := t.opts.Store.LockTicket(ctx, op.Incident, t.owner, t.opts.LockTTL)
+	// Each attempt is its own owner: goroutines of one process must
+	// exclude each other too.
+	owner := t.owner + "-" + strconv.FormatUint(t.attempts.Add(1), 10)
+	ok, err := t.opts.Store.LockTicket(ctx, op.Incident, owner, t.opts.LockTTL)
 	if err != nil {
 		return err
 	}
@@ -172,7 +179,7 @@ func (t *Tickets) attempt(ctx context.Context, op TicketOp) error {
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.opts.AttemptTimeout)
 		defer cancel()
-		if err := t.opts.Store.UnlockTicket(uctx, op.Incident, t.owner); err != nil {
+		if err := t.opts.Store.UnlockTicket(uctx, op.Incident, owner); err != nil {
 			t.log.Warn("release ticket lock", "incident", op.Incident, "err", err)
 		}
 	}()
@@ -228,11 +235,49 @@ func (t *Tickets) sync(ctx context.Context, op TicketOp) error {
 		return err
 	}
 	if op.Note != "" {
-		if err := t.jira.comment(ctx, rec.Key, escapeWiki(op.Note)); err != nil {
+		err := t.once(ctx, &rec, step{id: "note-" + op.ID, comment: escapeWiki(op.Note)})
+		if err != nil && temporary(err) {
+			if serr := t.opts.Store.SaveTicketRecord(ctx, &rec); serr != nil {
+				log.Warn("save ticket progress", "err", serr)
+			}
+			return err
+		}
+		if err != nil {
 			return t.failed(ctx, log, &rec, err)
 		}
+		return t.opts.Store.SaveTicketRecord(ctx, &rec)
 	}
 	return nil
+}
+
+// once applies a step unless rec says it is done. A comment whose earlier
+// attempt failed without a clear answer (a 5xx or a timeout: Jira may have
+// written it) is first looked for among the ticket's comments, so a retry
+// does not post it twice.
+func (t *Tickets) once(ctx context.Context, rec *TicketRecord, s step) error {
+	if slices.Contains(rec.Done, s.id) {
+		return nil
+	}
+	maybe := "?" + s.id
+	if s.move == nil && slices.Contains(rec.Done, maybe) {
+		bodies, err := t.jira.comments(ctx, rec.Key)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(bodies, s.comment) {
+			rec.Done = append(rec.Done, s.id)
+			return nil
+		}
+	}
+	err := t.apply(ctx, rec.Key, s)
+	var ae *APIError
+	if err != nil && errors.As(err, &ae) && ae.Temporary() && ae.Status != http.StatusTooManyRequests && !slices.Contains(rec.Done, maybe) {
+		rec.Done = append(rec.Done, maybe)
+	}
+	if err == nil {
+		rec.Done = append(rec.Done, s.id)
+	}
+	return err
 }
 
 // baseline is the state a new ticket's description shows, against which
@@ -363,12 +408,12 @@ func (t *Tickets) period(ctx context.Context, inc *model.Incident) *model.HostPe
 	return nil
 }
 
-// step is one change to bring to the ticket.
+// step is one change to bring to the ticket: a comment, or a transition.
 type step struct {
 	id      string
 	comment string
-	// move, if set, transitions the ticket after the comment: true to a
-	// done status, false back to an open one.
+	// move, if set, transitions the ticket: true to a done status, false
+	// back to an open one.
 	move *bool
 }
 
@@ -387,10 +432,7 @@ func (t *Tickets) follow(ctx context.Context, log *slog.Logger, inc *model.Incid
 	}
 	var permanent error
 	for _, s := range steps {
-		if slices.Contains(rec.Done, s.id) {
-			continue
-		}
-		err := t.apply(ctx, rec.Key, s)
+		err := t.once(ctx, rec, s)
 		if err != nil && temporary(err) {
 			if serr := t.opts.Store.SaveTicketRecord(ctx, rec); serr != nil {
 				log.Warn("save ticket progress", "err", serr)
@@ -401,8 +443,8 @@ func (t *Tickets) follow(ctx context.Context, log *slog.Logger, inc *model.Incid
 			// Skip what cannot be done, say so, and go on with the rest.
 			permanent = err
 			t.note(log, rec, err)
+			rec.Done = append(rec.Done, s.id)
 		}
-		rec.Done = append(rec.Done, s.id)
 	}
 	rec.Synced, rec.Done = baselineKeepStatus(*inc), nil
 	if permanent == nil {
@@ -421,19 +463,14 @@ func baselineKeepStatus(inc model.Incident) *model.Incident {
 }
 
 func (t *Tickets) apply(ctx context.Context, key string, s step) error {
-	if s.comment != "" {
-		if err := t.jira.comment(ctx, key, s.comment); err != nil {
-			return err
-		}
+	if s.move == nil {
+		return t.jira.comment(ctx, key, s.comment)
 	}
-	if s.move != nil {
-		names := t.opts.ReopenTransitions
-		if *s.move {
-			names = t.opts.ResolveTransitions
-		}
-		return t.jira.transition(ctx, key, names, *s.move)
+	names := t.opts.ReopenTransitions
+	if *s.move {
+		names = t.opts.ResolveTransitions
 	}
-	return nil
+	return t.jira.transition(ctx, key, names, *s.move)
 }
 
 // failed records a permanent error on the ticket record and logs it; a

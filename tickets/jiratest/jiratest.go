@@ -249,7 +249,7 @@ type recorder struct {
 	status int
 }
 
-func (r *recorder) Header() http.Header       { return r.h }
+func (r *recorder) Header() http.Header         { return r.h }
 func (r *recorder) Write(b []byte) (int, error) { return len(b), nil }
 func (r *recorder) WriteHeader(status int)      { r.status = status }
 
@@ -353,6 +353,12 @@ func (s *Server) issueRoute(w http.ResponseWriter, r *http.Request, key, sub str
 		s.update(w, is, body)
 	case sub == "comment" && r.Method == http.MethodPost:
 		s.comment(w, is, body)
+	case sub == "comment" && r.Method == http.MethodGet:
+		list := make([]map[string]string, len(is.Comments))
+		for i, c := range is.Comments {
+			list[i] = map[string]string{"id": strconv.Itoa(20001 + i), "body": c}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"startAt": 0, "maxResults": len(list), "total": len(list), "comments": list})
 	case sub == "transitions" && r.Method == http.MethodGet:
 		var ts []map[string]any
 		for _, t := range s.transitions(is) {
@@ -501,7 +507,7 @@ func checkLabels(labels []string) string {
 func (s *Server) update(w http.ResponseWriter, is *Issue, body []byte) {
 	var doc struct {
 		Update map[string][]map[string]json.RawMessage `json:"update"`
-		Fields map[string]json.RawMessage             `json:"fields"`
+		Fields map[string]json.RawMessage              `json:"fields"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
 		fail(w, http.StatusBadRequest, []string{"Unexpected character in the request body: " + err.Error()}, nil)
