@@ -51,8 +51,8 @@ type Tickets struct {
 	// owner names this process in ticket locks; attempts numbers them.
 	owner    string
 	attempts atomic.Uint64
-	auto  map[model.Severity]bool
-	state stepState
+	auto     map[model.Severity]bool
+	state    stepState
 }
 
 // New checks opts and returns Tickets; call Run to follow incidents.
