@@ -149,3 +149,55 @@ func TestReplicaAckStopsEscalationEverywhere(t *testing.T) {
 		t.Fatalf("level %d acked by %q, want level 1 acked by ann", got.Level, got.AckedBy)
 	}
 }
+
+// TestEscalationByAReplicaThatDoesNotHoldTheIncident: the replica that
+// claims a due level may not hold the incident (it never saw its VMs); it
+// raises the stored incident all the same, and the replica that holds it
+// does not undo those levels when it saves the incident later.
+func TestEscalationByAReplicaThatDoesNotHoldTheIncident(t *testing.T) {
+	h := newHarness(t, lifecycleSet(t)) // h.e holds the incident
+	other, err := NewEngine(h.ctx, Options{Rules: lifecycleSet(t), Store: h.store, Clock: h.clk, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.observe(h.vm("vm-1", "host-1", model.StateCrashed, nil))
+	id := h.one("vm-down").ID
+	for lvl, wait := range []time.Duration{time.Minute, 2 * time.Minute, 3 * time.Minute, 4 * time.Minute} {
+		h.clk.Advance(wait)
+		if err := other.Tick(h.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.one("vm-down"); got.Level != lvl+2 {
+			t.Fatalf("after %s: level %d, want %d", wait, got.Level, lvl+2)
+		}
+	}
+	if len(h.store.due) != 0 {
+		t.Fatalf("still scheduled after level 5: %v", h.store.due)
+	}
+	// The holder saves the incident (another VM joins its host): the
+	// levels raised elsewhere stay.
+	h.observe(h.vm("vm-1", "host-2", model.StateCrashed, nil))
+	got := h.one("vm-down")
+	if got.ID != id || got.Level != 5 || got.Host != "host-2" || !slices.Equal(got.Targets, []string{"usergroup:l5", "user:boss"}) {
+		t.Fatalf("after the holder saved: %+v, want level 5 kept and host-2", got)
+	}
+	// An acknowledged incident is not raised by the other replica.
+	h2 := newHarness(t, lifecycleSet(t))
+	other2, err := NewEngine(h2.ctx, Options{Rules: lifecycleSet(t), Store: h2.store, Clock: h2.clk, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2.observe(h2.vm("vm-1", "host-1", model.StateCrashed, nil))
+	inc := h2.one("vm-down")
+	inc.AckedBy = "ann" // acknowledged through the store by some other path
+	if err := h2.store.SaveIncident(h2.ctx, &inc); err != nil {
+		t.Fatal(err)
+	}
+	h2.clk.Advance(time.Minute)
+	if err := other2.Tick(h2.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := h2.one("vm-down"); got.Level != 1 {
+		t.Fatalf("an acknowledged incident was raised to level %d", got.Level)
+	}
+}
