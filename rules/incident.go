@@ -54,9 +54,10 @@ type incState struct {
 	// withdrawn is set when a stored pending incident stopped holding
 	// before it fired: the next flush deletes it from the store.
 	withdrawn bool
-	// beforeReopen is the resolved incident as it was before a recurrence
-	// reopened it, until the recurrence fires; if it clears first, the
-	// incident goes back to this.
+	// beforeReopen is the resolved incident as it was (and is stored)
+	// before a recurrence reopened it, while the recurrence waits out its
+	// rule's "for". The reopening is saved only once it fires; if it
+	// clears first, the incident goes back to this, and nobody was told.
 	beforeReopen *model.Incident
 	// logged is the status last logged, so each transition is logged once.
 	logged model.Status
@@ -268,12 +269,15 @@ func (e *Engine) resolve(st *incState) {
 func (e *Engine) withdraw(st *incState) bool {
 	switch {
 	case st.beforeReopen != nil:
-		cur := st.inc
+		// Never saved while reopened (see flush): the store still has it
+		// as it was, so there is nothing to write.
 		st.inc = *st.beforeReopen
 		st.beforeReopen = nil
-		// Fields other writers own, and the version to save against.
-		st.inc.Version, st.inc.UpdatedAt = cur.Version, cur.UpdatedAt
-		st.inc.Ticket, st.inc.TicketURL = cur.Ticket, cur.TicketURL
+		delete(e.open, st)
+		delete(e.dirty, st)
+		e.changedOpen = true
+		e.m.transitions.WithLabelValues("withdrawn").Inc()
+		return true
 	case st.inc.FiringAt.IsZero():
 		// The final snapshot consumers of the incident stream see.
 		st.inc.Status = model.StatusResolved
@@ -558,6 +562,12 @@ func (e *Engine) flush(ctx context.Context) error {
 		}
 		if err := e.schedule(ctx, st); err != nil {
 			errs = append(errs, err)
+			continue
+		}
+		if st.beforeReopen != nil {
+			// A recurrence waiting out its "for": the stored incident
+			// stays resolved until the recurrence fires.
+			delete(e.dirty, st)
 			continue
 		}
 		if st.withdrawn {

@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"log/slog"
+	"reflect"
 	"testing"
 	"time"
 
@@ -224,19 +225,48 @@ func TestWithdraw(t *testing.T) {
 					t.Fatalf("got %+v, want a resolved incident that fired", resolved)
 				}
 				h.advance(10 * time.Minute)
+				saves := len(h.store.history)
 				crash(h)
-				if got := h.one("vm-slow"); got.ID != resolved.ID || got.Status != model.StatusPending || got.Reopened != 1 {
-					t.Fatalf("recurrence %+v, want %s reopened and pending", got, resolved.ID)
+				// Waiting out its "for", the recurrence is not told to
+				// anyone: the stored incident stays resolved.
+				if got := h.one("vm-slow"); !reflect.DeepEqual(got, resolved) {
+					t.Fatalf("stored during the recurrence's for: %+v, want it unchanged: %+v", got, resolved)
 				}
 				h.advance(time.Minute)
 				run(h)
-				got := h.one("vm-slow")
-				if got.ID != resolved.ID || got.Status != model.StatusResolved || got.Reopened != 0 ||
-					!got.ResolvedAt.Equal(resolved.ResolvedAt) || !got.FiringAt.Equal(resolved.FiringAt) {
-					t.Fatalf("after the recurrence cleared: %+v, want it back as %+v", got, resolved)
+				h.advance(time.Hour)
+				if got := h.one("vm-slow"); !reflect.DeepEqual(got, resolved) {
+					t.Fatalf("after the recurrence cleared: %+v, want it unchanged: %+v", got, resolved)
+				}
+				for _, inc := range h.store.history[saves:] {
+					if inc.ID == resolved.ID {
+						t.Errorf("the recurrence that never fired was saved: %+v", inc)
+					}
 				}
 				if len(h.store.deleted) != 0 {
 					t.Fatalf("an incident that fired was deleted: %+v", h.store.deleted)
+				}
+			},
+		},
+		{
+			name: "a recurrence within the reopen window that fires reopens the incident",
+			run: func(t *testing.T, h *harness) {
+				crash(h)
+				h.advance(2 * time.Minute)
+				run(h)
+				h.advance(6 * time.Minute)
+				resolved := h.one("vm-slow")
+				h.advance(10 * time.Minute)
+				crash(h)
+				h.advance(time.Minute)
+				if got := h.one("vm-slow"); got.Status != model.StatusResolved {
+					t.Fatalf("reopened before the recurrence fired: %s", got.Status)
+				}
+				h.advance(time.Minute)
+				got := h.one("vm-slow")
+				if got.ID != resolved.ID || got.Status != model.StatusFiring || got.Reopened != 1 || !got.ResolvedAt.IsZero() ||
+					!got.FiringAt.Equal(h.clk.Now()) {
+					t.Fatalf("after the recurrence's for: %+v, want %s reopened and firing now", got, resolved.ID)
 				}
 			},
 		},
