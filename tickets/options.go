@@ -36,6 +36,7 @@ const (
 const (
 	DefaultIssueType      = "Incident"
 	DefaultReopenWindow   = 24 * time.Hour
+	DefaultBackfill       = 24 * time.Hour
 	DefaultMaxDescription = 30000
 	DefaultGroup          = "tickets"
 	DefaultHTTPTimeout    = 30 * time.Second
@@ -116,6 +117,11 @@ type Options struct {
 	// ticket was resolved less than this ago reopens that ticket instead of
 	// creating another (default 24h; negative disables).
 	ReopenWindow time.Duration
+	// Backfill bounds automatic tickets for incidents already resolved
+	// when first seen (Jira was down, or tickets were just switched on and
+	// the change stream holds history): only those resolved less than this
+	// ago get one (default 24h; negative: none).
+	Backfill time.Duration
 	// SummaryTemplate and DescriptionTemplate replace the built-in
 	// text/template sources (see TicketData for what they see).
 	SummaryTemplate, DescriptionTemplate string
@@ -221,6 +227,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.ReopenWindow == 0 {
 		o.ReopenWindow = DefaultReopenWindow
+	}
+	if o.Backfill == 0 {
+		o.Backfill = DefaultBackfill
 	}
 	if o.MaxDescription <= 0 {
 		o.MaxDescription = DefaultMaxDescription

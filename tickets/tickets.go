@@ -92,12 +92,20 @@ func New(opts Options) (*Tickets, error) {
 
 // Automatic reports whether inc gets a ticket without anyone asking: its
 // severity is configured, it fired, and it is neither silenced nor muted
-// by its host's incident (which has the ticket).
+// by its host's incident (which has the ticket). A resolved incident
+// qualifies only within the Backfill period, so that switching tickets on
+// does not open one for every incident in the stream's history.
 func (t *Tickets) Automatic(inc *model.Incident) bool {
 	if !t.auto[inc.Severity] || inc.Silenced || inc.InhibitedBy != "" {
 		return false
 	}
-	return inc.Status == model.StatusFiring || (inc.Status == model.StatusResolved && !inc.FiringAt.IsZero())
+	switch inc.Status {
+	case model.StatusFiring:
+		return true
+	case model.StatusResolved:
+		return !inc.FiringAt.IsZero() && t.opts.Backfill > 0 && t.opts.Clock.Now().Sub(inc.ResolvedAt) <= t.opts.Backfill
+	}
+	return false
 }
 
 // CreateNow creates (or finds) the incident's ticket at once, whatever its
