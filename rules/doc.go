@@ -11,8 +11,10 @@
 //
 // The Engine keeps an in-memory index of the fleet, evaluates the rules
 // incrementally for each observation, and drives the incident lifecycle:
-// pending → firing → resolved, with anti-flap resolve delays, reopening
-// within a window, inhibition, silences and up to five escalation levels.
+// pending → firing → resolved (a pending incident that clears before it
+// fires is withdrawn: it never was one), with anti-flap resolve delays,
+// reopening within a window, inhibition, silences and up to five
+// escalation levels.
 // Every incident change is persisted through the IncidentStore before
 // Observe returns, so an observation is acknowledged only once its
 // consequences are durable.
