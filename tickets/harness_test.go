@@ -26,7 +26,7 @@ const (
 // harness is one fake Jira, one isolated store and Tickets on both, with a
 // fake clock that Sleep advances instead of waiting.
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	ctx  context.Context
 	st   *store.Store
 	jira *jiratest.Server
@@ -45,7 +45,7 @@ type setup struct {
 	opts   func(*Options)
 }
 
-func newHarness(t *testing.T, s setup) *harness {
+func newHarness(t testing.TB, s setup) *harness {
 	t.Helper()
 	h := &harness{t: t, ctx: context.Background(), clk: clock.NewFake(bottest.Now)}
 	h.log, h.logs = bottest.Logger()
