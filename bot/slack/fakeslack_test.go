@@ -147,6 +147,13 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// deleteMessage deletes a root message, as a person can in Slack.
+func (f *fakeSlack) deleteMessage(channel, ts string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.messages, channel+"/"+ts)
+}
+
 // Calls returns what was accepted, in order.
 func (f *fakeSlack) Calls() []call {
 	f.mu.Lock()

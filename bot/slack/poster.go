@@ -161,16 +161,17 @@ func (p *Poster) postTo(ctx context.Context, n bot.Notification, ch string) erro
 	blocks, text := IncidentBlocks(n.View)
 	msg := []goslack.MsgOption{goslack.MsgOptionText(text, false), goslack.MsgOptionBlocks(blocks...)}
 
-	if claim.TS == "" {
+	// post posts a new message for the incident. The first message shows
+	// everything: no follow-up is owed for this version. Saving is retried
+	// within the attempt, since a retry of the whole post would post a
+	// second message.
+	post := func(replace bool) error {
 		_, ts, err := p.client.PostMessageContext(ctx, ch, msg...)
 		if err != nil {
 			return slackError("post incident", inc.ID, ch, err)
 		}
 		log.Info("incident posted to slack", "ts", ts)
-		// The first message shows everything: no follow-up is owed for
-		// this version. Saving is retried within the attempt, since a
-		// retry of the whole post would post a second message.
-		u := store.MessageUpdate{TS: ts, Version: inc.Version, ThreadVersion: inc.Version, Incident: &snap}
+		u := store.MessageUpdate{TS: ts, ReplaceTS: replace, Version: inc.Version, ThreadVersion: inc.Version, Incident: &snap}
 		for attempt := 1; ; attempt++ {
 			err := save(u)
 			if err == nil || attempt == 3 || ctx.Err() != nil {
@@ -183,10 +184,20 @@ func (p *Poster) postTo(ctx context.Context, n bot.Notification, ch string) erro
 			}
 		}
 	}
+	if claim.TS == "" {
+		return post(false)
+	}
 
 	if claim.Version < inc.Version {
 		if _, _, _, err := p.client.UpdateMessageContext(ctx, ch, claim.TS, msg...); err != nil {
-			return slackError("update incident message", inc.ID, ch, err)
+			se := slackError("update incident message", inc.ID, ch, err)
+			if se.Code == "message_not_found" {
+				// Someone deleted the message in Slack: post a new one
+				// rather than lose the incident's updates.
+				log.Warn("incident message was deleted in slack; posting a new one", "old_ts", claim.TS)
+				return post(true)
+			}
+			return se
 		}
 		log.Debug("incident message updated", "ts", claim.TS, "was", claim.Version)
 		if err := save(store.MessageUpdate{Version: inc.Version}); err != nil {
@@ -337,8 +348,10 @@ func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
 // Permanent reports that retrying cannot help.
 func (e *Error) Permanent() bool { return e.permanent }
 
-// slackCodes are Slack error codes that retrying cannot fix, with what to
-// do about them.
+// slackCodes are Slack error codes worth a clearer word. Every code is
+// permanent except the few in transientCodes: a request Slack refused as
+// such would be refused again, and retrying it forever would hold up every
+// later notification.
 var slackCodes = map[string]string{
 	"invalid_blocks":         "Slack refused the message's blocks; this is a bug in vmtriage's rendering",
 	"invalid_blocks_format":  "Slack refused the message's blocks; this is a bug in vmtriage's rendering",
@@ -359,13 +372,24 @@ var slackCodes = map[string]string{
 	"message_not_found":      "the incident's message was deleted in Slack",
 	"cant_update_message":    "the incident's message cannot be updated (was it posted by another app?)",
 	"edit_window_closed":     "the incident's message can no longer be edited",
+	"thread_not_found":       "the incident's message was deleted in Slack",
+}
+
+// transientCodes are the Slack error codes that say Slack itself is in
+// trouble: retried with backoff.
+var transientCodes = map[string]bool{
+	"internal_error":      true,
+	"fatal_error":         true,
+	"service_unavailable": true,
+	"request_timeout":     true,
+	"ratelimited":         true,
+	"team_added_to_org":   true,
 }
 
 // slackError maps a Slack client error to an *Error: rate limits carry
-// Slack's Retry-After; server errors (5xx), timeouts and network failures
-// are retried with backoff; Slack's own error codes that retrying cannot
-// fix are permanent, with a hint. Unknown codes are retried, since a
-// delayed post is better than a lost one.
+// Slack's Retry-After; server errors (5xx), timeouts, network failures and
+// Slack's own trouble codes are retried with backoff; any other error code
+// is permanent, with a hint where one helps.
 func slackError(op, incident, channel string, err error) *Error {
 	e := &Error{Op: op, Incident: incident, Channel: channel, Err: err}
 	var rl *goslack.RateLimitedError
@@ -386,10 +410,13 @@ func slackError(op, incident, channel string, err error) *Error {
 		}
 	case errors.As(err, &se):
 		e.Code = se.Err
-		if hint, ok := slackCodes[se.Err]; ok {
-			e.permanent, e.hint = true, hint
-		} else {
-			e.hint = "will retry"
+		switch {
+		case transientCodes[se.Err]:
+			e.hint = "Slack is in trouble; will retry"
+		case slackCodes[se.Err] != "":
+			e.permanent, e.hint = true, slackCodes[se.Err]
+		default:
+			e.permanent, e.hint = true, "Slack refused the request"
 		}
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne):
 		e.hint = "network error or timeout; will retry"

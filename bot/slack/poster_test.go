@@ -246,7 +246,8 @@ func TestPosterErrors(t *testing.T) {
 		{name: "no channel", fault: fault{code: "channel_not_found"}, permanent: true, want: "check the channel ID"},
 		{name: "not in channel", fault: fault{code: "not_in_channel"}, permanent: true, want: "/invite it"},
 		{name: "bad token", fault: fault{code: "invalid_auth"}, permanent: true, want: "check VMTRIAGE_SLACK_BOT_TOKEN"},
-		{name: "slack's own trouble", fault: fault{code: "internal_error"}, want: "internal_error (will retry)"},
+		{name: "slack's own trouble", fault: fault{code: "internal_error"}, want: "internal_error (Slack is in trouble; will retry)"},
+		{name: "unknown code", fault: fault{code: "something_new"}, permanent: true, want: "something_new (Slack refused the request)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -312,6 +313,33 @@ func TestPosterResumesWhereItFailed(t *testing.T) {
 	want := "post C0DEFAULT 1795341720.000001\n" +
 		"update C0DEFAULT 1795341720.000001\n" +
 		"reply C0DEFAULT 1795341720.000001: :ballot_box_with_check: *Restart host-011/libvirtd*: approved.\n"
+	if got := summary(e.slack.Calls()); got != want {
+		t.Errorf("slack got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// A message someone deleted in Slack is replaced by a new one, and later
+// versions update the new one.
+func TestPosterReplacesADeletedMessage(t *testing.T) {
+	ctx := context.Background()
+	e := newPosterEnv(t)
+	p := e.poster(t, nil)
+	v1 := version(bottest.UserRestart, 1, nil)
+	v2 := version(v1, 2, func(i *model.Incident) { i.Level = 2 })
+	v3 := version(v2, 3, func(i *model.Incident) { i.AckedBy = "U0ALICE" })
+	if err := p.Post(ctx, note(v1)); err != nil {
+		t.Fatal(err)
+	}
+	e.slack.deleteMessage("C0DEFAULT", "1795341720.000001")
+	for _, n := range []bot.Notification{note(v2), note(v3)} {
+		if err := p.Post(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "post C0DEFAULT 1795341720.000001\n" +
+		"post C0DEFAULT 1795341720.000002\n" +
+		"update C0DEFAULT 1795341720.000002\n" +
+		"reply C0DEFAULT 1795341720.000002: :eyes: *Acknowledged* by <@U0ALICE>.\n"
 	if got := summary(e.slack.Calls()); got != want {
 		t.Errorf("slack got\n%s\nwant\n%s", got, want)
 	}

@@ -106,16 +106,22 @@ return {'granted', ts, v, tv, snap, ARGV[5]}
 `)
 
 // saveMessageScript merges what the caller did: the ts is set only if none
-// is stored (the first message wins), versions only go up, the snapshot
-// follows the thread version. Returns 1 if the caller still held the
-// lease, else 0.
+// is stored (the first message wins) unless the lease holder replaces it,
+// versions only go up, the snapshot follows the thread version. Returns 1
+// if the caller still held the lease, else 0.
 //
 // KEYS[1] the hash; ARGV: channel, owner, ts, version, thread version,
-// snapshot, ttl (s).
+// snapshot, ttl (s), replace ("1" to replace the ts).
 var saveMessageScript = redis.NewScript(`
 local ch, owner = ARGV[1], ARGV[2]
 local held = redis.call('HGET', KEYS[1], 'own:'..ch) == owner
-if ARGV[3] ~= '' then redis.call('HSETNX', KEYS[1], 'ts:'..ch, ARGV[3]) end
+if ARGV[3] ~= '' then
+  if ARGV[8] == '1' and held then
+    redis.call('HSET', KEYS[1], 'ts:'..ch, ARGV[3])
+  else
+    redis.call('HSETNX', KEYS[1], 'ts:'..ch, ARGV[3])
+  end
+end
 local ver, tver = tonumber(ARGV[4]), tonumber(ARGV[5])
 if ver > (tonumber(redis.call('HGET', KEYS[1], 'v:'..ch)) or 0) then
   redis.call('HSET', KEYS[1], 'v:'..ch, ARGV[4])
@@ -214,8 +220,11 @@ func (s *Store) ClaimMessage(ctx context.Context, incidentID, channel, owner str
 // MessageUpdate is what a lease holder did to an incident's message.
 type MessageUpdate struct {
 	// TS is the message's ts after a first post; "" keeps the stored one.
-	// A stored ts is never replaced.
-	TS string
+	// A stored ts is replaced only with ReplaceTS, and only while the
+	// caller holds the lease (the old message was deleted in Slack and a
+	// new one posted).
+	TS        string
+	ReplaceTS bool
 	// Version is the incident version the message now shows (0: unchanged).
 	Version int64
 	// ThreadVersion is the version whose follow-ups are now in the thread
@@ -239,8 +248,12 @@ func (s *Store) SaveMessage(ctx context.Context, incidentID, channel, owner stri
 			return fmt.Errorf("%s for %s in %s: encode snapshot: %w", op, incidentID, channel, err)
 		}
 	}
+	replace := "0"
+	if u.ReplaceTS {
+		replace = "1"
+	}
 	held, err := saveMessageScript.Run(ctx, s.rdb, []string{s.k.messages(incidentID)},
-		channel, owner, u.TS, u.Version, u.ThreadVersion, snap, int64(MessageTTL/time.Second)).Int64()
+		channel, owner, u.TS, u.Version, u.ThreadVersion, snap, int64(MessageTTL/time.Second), replace).Int64()
 	if err != nil {
 		return fmt.Errorf("%s for %s in %s: %w", op, incidentID, channel, err)
 	}

@@ -110,6 +110,18 @@ func TestClaimMessage(t *testing.T) {
 			want: store.Message{TS: "1.1", Version: 3, ThreadVersion: 3, Incident: snap},
 		},
 		{
+			name: "the lease holder may replace the ts of a deleted message, no one else",
+			steps: []step{
+				{do: "claim", owner: "a", version: 1, want: store.ClaimGranted},
+				{do: "save", owner: "a", update: store.MessageUpdate{TS: "1.1", Version: 1, ThreadVersion: 1}},
+				{do: "release", owner: "a"},
+				{do: "save", owner: "b", update: store.MessageUpdate{TS: "6.6", ReplaceTS: true}, wantErr: store.ErrLeaseLost},
+				{do: "claim", owner: "a", version: 2, want: store.ClaimGranted},
+				{do: "save", owner: "a", update: store.MessageUpdate{TS: "2.2", ReplaceTS: true, Version: 2, ThreadVersion: 2}},
+			},
+			want: store.Message{TS: "2.2", Version: 2, ThreadVersion: 2},
+		},
+		{
 			name: "releasing someone else's lease does nothing",
 			steps: []step{
 				{do: "claim", owner: "a", version: 1, want: store.ClaimGranted},
