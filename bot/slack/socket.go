@@ -70,7 +70,8 @@ func (s *Socket) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("slack socket mode: %w", err)
+			// socketmode gives up only on a refused token.
+			return fmt.Errorf("connect: %w (is the app-level token valid, with connections:write?)", err)
 		case evt := <-s.client.Events:
 			// A slash command may wait up to InlineWait for its answer;
 			// it must not hold up the requests behind it.

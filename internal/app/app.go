@@ -20,8 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	goslack "github.com/slack-go/slack"
 
 	"github.com/vmtriage/vmtriage/bot"
+	botslack "github.com/vmtriage/vmtriage/bot/slack"
 	"github.com/vmtriage/vmtriage/internal/clock"
 	"github.com/vmtriage/vmtriage/internal/config"
 	"github.com/vmtriage/vmtriage/internal/httpapi"
@@ -91,11 +93,16 @@ func Serve(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("start rules engine: %w", err)
 	}
+	sl, err := newSlack(cfg, clk, log.With("component", "slack"))
+	if err != nil {
+		return err
+	}
 	router, err := bot.NewRouter(bot.Options{
 		Incidents:   st,
 		Fleet:       st,
 		Actions:     actions{Engine: engine, st: st},
 		Permissions: bot.Permissions{Ack: cfg.Operators, Approve: cfg.Approvers},
+		Membership:  sl.membership,
 		NotFound:    func(err error) bool { return errors.Is(err, store.ErrNotFound) },
 		Clock:       clk,
 		Logger:      log.With("component", "bot"),
@@ -122,10 +129,27 @@ func Serve(ctx context.Context, opts Options) error {
 	}
 	svc := &Service{Store: st, Engine: engine, Router: router, Pipeline: pipelines[0]}
 	var poster bot.Poster = logPoster{log: log.With("component", "notify")}
-	if opts.NewPoster != nil {
+	switch {
+	case sl.api != nil:
+		if poster, err = botslack.NewPoster(botslack.PosterOptions{
+			Client: sl.api, Store: st, DefaultChannel: cfg.SlackChannel,
+			SiteChannels: cfg.SlackSiteChannels, SeverityChannels: cfg.SlackSeverityChannels,
+			Clock: clk, Logger: log.With("component", "slack"),
+		}); err != nil {
+			return fmt.Errorf("start slack notifications: %w", err)
+		}
+	case opts.NewPoster != nil:
 		if poster, err = opts.NewPoster(svc); err != nil {
 			return fmt.Errorf("start notifications: %w", err)
 		}
+	}
+	prefix := opts.Prefix
+	if prefix == "" {
+		prefix = store.DefaultPrefix
+	}
+	extra, socket, inbound, err := sl.inbound(cfg, router, botslack.RedisSeen{Client: rdb, Prefix: prefix}, reg, clk)
+	if err != nil {
+		return err
 	}
 	notifier, err := bot.NewNotifier(bot.NotifierOptions{
 		Events: events{st}, Poster: poster, Consumer: replica, Clock: clk, Logger: log.With("component", "notifier"),
@@ -138,6 +162,7 @@ func Serve(ctx context.Context, opts Options) error {
 		Ingester: st, Reader: st, Ready: st,
 		NotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) },
 		Gatherer: reg, Registerer: reg, MaxBody: cfg.MaxBody, Clock: clk, Logger: log.With("component", "http"),
+		Extra: extra,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -152,7 +177,7 @@ func Serve(ctx context.Context, opts Options) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("vmtriage serving", "addr", ln.Addr().String(), "replica", replica,
-		"rules", len(set.Rules), "period", set.Settings.Period, "slack", cfg.SlackBotToken.Set(), "jira", cfg.JiraURL != "")
+		"rules", len(set.Rules), "period", set.Settings.Period, "slack", sl.mode(cfg), "jira", cfg.JiraURL != "")
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 8)
@@ -168,6 +193,9 @@ func Serve(ctx context.Context, opts Options) error {
 	}
 	start("rules engine", engine.Run)
 	start("notifier", notifier.Run)
+	if socket != nil {
+		start("slack socket mode", socket.Run)
+	}
 	if cfg.RulesPath != "" {
 		start("rules watcher", func(ctx context.Context) error {
 			engine.WatchFiles(ctx, []string{cfg.RulesPath}, 5*time.Second)
@@ -198,6 +226,10 @@ func Serve(ctx context.Context, opts Options) error {
 		log.Warn("http shutdown", "err", err)
 	}
 	wg.Wait()
+	if inbound != nil {
+		// Replies still on their way to a response_url.
+		inbound.Wait()
+	}
 	log.Info("vmtriage stopped")
 	return runErr
 }
@@ -239,6 +271,81 @@ func loadRules(path string) (*rules.Set, error) {
 		return nil, fmt.Errorf("load rules from %s (VMTRIAGE_RULES_PATH):\n%w", path, err)
 	}
 	return set, nil
+}
+
+// slackParts are the Slack pieces the configuration asks for: a Web API
+// client and user-group membership when a bot token is set.
+type slackParts struct {
+	api        *goslack.Client
+	membership bot.Membership
+	log        *slog.Logger
+}
+
+// newSlack builds the Slack client when VMTRIAGE_SLACK_BOT_TOKEN is set:
+// one client for the process, pointed at VMTRIAGE_SLACK_API_URL, with an
+// HTTP timeout well inside the poster's lease.
+func newSlack(cfg config.Config, clk clock.Clock, log *slog.Logger) (slackParts, error) {
+	p := slackParts{log: log}
+	if !cfg.SlackBotToken.Set() {
+		return p, nil
+	}
+	opts := []goslack.Option{
+		goslack.OptionAPIURL(cfg.SlackAPIURL),
+		goslack.OptionHTTPClient(&http.Client{Timeout: 30 * time.Second}),
+	}
+	if cfg.SlackAppToken.Set() {
+		opts = append(opts, goslack.OptionAppLevelToken(cfg.SlackAppToken.Reveal()))
+	}
+	p.api = goslack.New(cfg.SlackBotToken.Reveal(), opts...)
+	m, err := botslack.NewMembership(botslack.MembershipOptions{API: p.api, Clock: clk, Logger: log})
+	if err != nil {
+		return p, fmt.Errorf("start slack: %w", err)
+	}
+	p.membership = m
+	return p, nil
+}
+
+// inbound builds what receives commands and clicks: the HTTP routes when a
+// signing secret is set, Socket Mode when an app token is.
+func (p slackParts) inbound(cfg config.Config, router *bot.Router, seen botslack.SeenStore, reg prometheus.Registerer, clk clock.Clock) (
+	map[string]http.Handler, *botslack.Socket, *botslack.Inbound, error) {
+	if !cfg.SlackSigningSecret.Set() && !cfg.SlackAppToken.Set() {
+		return nil, nil, nil, nil
+	}
+	in, err := botslack.NewInbound(botslack.InboundOptions{Router: router, APIURL: cfg.SlackAPIURL, Registerer: reg, Logger: p.log})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("start slack commands: %w", err)
+	}
+	var routes map[string]http.Handler
+	if cfg.SlackSigningSecret.Set() {
+		v, err := botslack.NewVerifier(botslack.VerifyOptions{
+			SigningSecret: cfg.SlackSigningSecret, Seen: seen, Registerer: reg, Clock: clk, Logger: p.log,
+		})
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("start slack commands: %w", err)
+		}
+		routes = in.Routes(v)
+	}
+	var sock *botslack.Socket
+	if cfg.SlackAppToken.Set() && p.api != nil {
+		if sock, err = botslack.NewSocket(botslack.SocketOptions{API: p.api, Inbound: in, Logger: p.log}); err != nil {
+			return nil, nil, nil, fmt.Errorf("start slack socket mode: %w", err)
+		}
+	}
+	return routes, sock, in, nil
+}
+
+// mode names how Slack is connected, for the start-up log line.
+func (p slackParts) mode(cfg config.Config) string {
+	switch {
+	case p.api == nil:
+		return "off"
+	case cfg.SlackAppToken.Set() && cfg.SlackSigningSecret.Set():
+		return "socket+http"
+	case cfg.SlackAppToken.Set():
+		return "socket"
+	}
+	return "http"
 }
 
 // actions gives the bot what it may do: the engine acknowledges and
