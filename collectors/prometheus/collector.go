@@ -104,6 +104,7 @@ type factQuery struct{ attr, promQL string }
 
 type scrapeTarget struct {
 	ScrapeTarget
+	shown string // URL with any password masked, for logs and errors
 	// prev holds each counter rule's last aggregate, by rule index.
 	prev map[int]float64
 }
@@ -128,7 +129,7 @@ func New(opts Options) (*Collector, error) {
 	if opts.URL != "" {
 		opts.URL = strings.TrimRight(opts.URL, "/")
 		if u, err := url.Parse(opts.URL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			bad("Prometheus URL %q is not an http(s) URL", opts.URL)
+			bad("Prometheus URL %q is not an http(s) URL", redact(opts.URL))
 		}
 		c.queryURL = opts.URL + "/api/v1/query"
 		qs := DefaultQueries()
@@ -163,7 +164,7 @@ func New(opts Options) (*Collector, error) {
 	for i, t := range opts.Targets {
 		u, err := url.Parse(t.URL)
 		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			bad("scrape target %d: %q is not an http(s) URL", i+1, t.URL)
+			bad("scrape target %d: %q is not an http(s) URL", i+1, redact(t.URL))
 			continue
 		}
 		if t.Host == "" {
@@ -173,10 +174,10 @@ func New(opts Options) (*Collector, error) {
 			t.Site = opts.Site
 		}
 		if seen[t.URL] {
-			bad("scrape target %d: %s is listed twice", i+1, t.URL)
+			bad("scrape target %d: %s is listed twice", i+1, u.Redacted())
 		}
 		seen[t.URL] = true
-		c.targets = append(c.targets, scrapeTarget{ScrapeTarget: t, prev: map[int]float64{}})
+		c.targets = append(c.targets, scrapeTarget{ScrapeTarget: t, shown: u.Redacted(), prev: map[int]float64{}})
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("prometheus collector: %s", strings.Join(problems, "; "))
@@ -230,9 +231,9 @@ func (c *Collector) Run(ctx context.Context) error {
 	}
 	urls := make([]string, len(c.targets))
 	for i, t := range c.targets {
-		urls[i] = t.URL
+		urls[i] = t.shown
 	}
-	c.log.Info("prometheus collector starting", "url", c.opts.URL, "facts", facts, "scrape_targets", urls,
+	c.log.Info("prometheus collector starting", "url", redact(c.opts.URL), "facts", facts, "scrape_targets", urls,
 		"interval", c.opts.Interval, "window", c.opts.Window)
 	for {
 		if err := c.Poll(ctx); err != nil && ctx.Err() == nil {
@@ -319,7 +320,7 @@ func (c *Collector) Poll(ctx context.Context) error {
 		t := &c.targets[i]
 		if serr[i] != nil {
 			c.m.errors.WithLabelValues("scrape").Inc()
-			errs = append(errs, fmt.Errorf("scrape %s (%s): %w", t.Host, t.URL, serr[i]))
+			errs = append(errs, fmt.Errorf("scrape %s (%s): %w", t.Host, t.shown, serr[i]))
 			failed++
 			continue
 		}
@@ -466,4 +467,17 @@ func ParseTargets(s string) ([]ScrapeTarget, error) {
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+// redact masks the password of a URL, for logs and errors; a URL that
+// does not parse is shown only when it cannot hold user information.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		if strings.Contains(raw, "@") {
+			return "<unparsable URL>"
+		}
+		return raw
+	}
+	return u.Redacted()
 }

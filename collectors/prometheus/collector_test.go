@@ -141,6 +141,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{"not a URL", Options{Sink: sink, URL: "prom:9090"}, `Prometheus URL "prom:9090" is not an http(s) URL`},
 		{"unknown fact", Options{Sink: sink, URL: "http://p", Queries: map[string]string{"fan_rpm": "x"}}, `query for "fan_rpm": not a fact`},
 		{"bad target", Options{Sink: sink, Targets: []ScrapeTarget{{URL: "10.0.0.7:9100"}}}, `scrape target 1: "10.0.0.7:9100" is not an http(s) URL`},
+		{"a password is not echoed", Options{Sink: sink, URL: "ftp://admin:hunter2@prom"}, `Prometheus URL "ftp://admin:xxxxx@prom" is not`},
 		{"target twice", Options{Sink: sink, Targets: []ScrapeTarget{{URL: "http://h:9100/metrics"}, {URL: "http://h:9100/metrics"}}}, "listed twice"},
 		{"bad agg", Options{Sink: sink, Targets: []ScrapeTarget{{URL: "http://h/m"}}, ScrapeRules: []ScrapeRule{{Attr: model.AttrTempC, Metric: "t", Agg: "avg"}}}, `agg "avg" is not sum, max or min`},
 		{"bad regexp", Options{Sink: sink, Targets: []ScrapeTarget{{URL: "http://h/m"}}, ScrapeRules: []ScrapeRule{{Attr: model.AttrNICUp, Metric: "u", Agg: "min", Match: map[string]string{"device": "("}}}}, "label device"},
