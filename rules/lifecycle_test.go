@@ -497,3 +497,41 @@ rules:
 		t.Fatal("a failed reload replaced the rules")
 	}
 }
+
+// TestEscalationPolicyChoice: a rule naming a policy uses it; otherwise the
+// policy for the incident's severity applies; with neither, it is never
+// escalated.
+func TestEscalationPolicyChoice(t *testing.T) {
+	tests := []struct {
+		name   string
+		rule   string
+		policy string
+		// levels are the expected levels 2m, 1h2m and 2h2m after the start.
+		levels [3]int
+	}{
+		{name: "by severity (critical)", rule: "vm-down", policy: "five", levels: [3]int{2, 5, 5}},
+		{name: "named by the rule", rule: "host-bad", policy: "quiet", levels: [3]int{0, 1, 1}},
+		{name: "no policy for low severity", rule: "vm-slow", policy: "", levels: [3]int{0, 0, 0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, lifecycleSet(t))
+			h.observe(h.host("host-1", facts("mce", 1.0)), h.vm("vm-1", "host-2", model.StateCrashed, nil))
+			h.advance(2 * time.Minute) // vm-slow fires
+			for i, want := range tc.levels {
+				if i > 0 {
+					for m := 0; m < 60; m++ {
+						h.advance(time.Minute)
+					}
+				}
+				inc := h.one(tc.rule)
+				if inc.Status != model.StatusFiring || inc.Escalation != tc.policy || inc.Level != want {
+					t.Fatalf("after %dh: %s policy %q level %d, want firing, policy %q, level %d", i, inc.Status, inc.Escalation, inc.Level, tc.policy, want)
+				}
+			}
+			if inc := h.one(tc.rule); tc.rule == "host-bad" && !slices.Equal(inc.Targets, []string{"channel:#later"}) {
+				t.Errorf("targets %v, want [channel:#later]", inc.Targets)
+			}
+		})
+	}
+}
