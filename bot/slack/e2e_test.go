@@ -116,6 +116,12 @@ func TestSlashCommandEndToEnd(t *testing.T) {
 	if msg.ResponseType != "ephemeral" || !strings.Contains(msg.Text, "vm-0042 is crashed") {
 		t.Errorf("reply type %q text %q; want an ephemeral \"vm-0042 is crashed\"", msg.ResponseType, msg.Text)
 	}
+	if msg.Blocks == nil {
+		t.Fatalf("reply has no blocks: %s", got)
+	}
+	// The whole rendering, against a file, so a change to what Slack shows
+	// for a typed command is seen in review.
+	golden(t, "inbound-status-vm-e2e", msg.Blocks.BlockSet, msg.Text)
 	blocks, err := json.Marshal(msg.Blocks)
 	if err != nil {
 		t.Fatal(err)
