@@ -218,7 +218,7 @@ func (t *Tickets) sync(ctx context.Context, op TicketOp) error {
 	if rec.Key == "" && inc.Ticket != "" {
 		// The incident names a ticket this record lost (expired, or
 		// written by an older version): follow that one.
-		rec.Key, rec.URL, rec.Synced, dirty = inc.Ticket, inc.TicketURL, baseline(inc), true
+		rec.Key, rec.URL, rec.Synced, dirty = inc.Ticket, inc.TicketURL, baselineKeepStatus(inc), true
 	}
 	if rec.Key == "" {
 		if !rec.Forced && !t.Automatic(&inc) {
@@ -241,6 +241,9 @@ func (t *Tickets) sync(ctx context.Context, op TicketOp) error {
 	}
 	if err := t.follow(ctx, log, &inc, &rec); err != nil {
 		return err
+	}
+	if dirty && op.Note == "" {
+		return t.opts.Store.SaveTicketRecord(ctx, &rec)
 	}
 	if op.Note != "" {
 		err := t.once(ctx, &rec, step{id: "note-" + op.ID, comment: escapeWiki(op.Note)})
@@ -454,7 +457,10 @@ func (t *Tickets) follow(ctx context.Context, log *slog.Logger, inc *model.Incid
 			rec.Done = append(rec.Done, s.id)
 		}
 	}
-	rec.Synced, rec.Done = baselineKeepStatus(*inc), nil
+	// Steps are done; notes keep their marks (they are not steps of
+	// this update).
+	rec.Synced = baselineKeepStatus(*inc)
+	rec.Done = slices.DeleteFunc(rec.Done, func(id string) bool { return !strings.HasPrefix(strings.TrimPrefix(id, "?"), "note-") })
 	if permanent == nil {
 		rec.Error, rec.ErrorAt = "", time.Time{}
 	}

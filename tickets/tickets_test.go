@@ -513,3 +513,55 @@ func TestOptionsValidation(t *testing.T) {
 
 // fakeStore satisfies Store for option tests, which never call it.
 type fakeStore struct{ Store }
+
+// TestDeadReplicaLeavesNothingBehind: a replica reads an operation and
+// dies before doing it; another one takes it over.
+func TestDeadReplicaLeavesNothingBehind(t *testing.T) {
+	h := newHarness(t, setup{})
+	h.open("inc-1", model.SeverityCritical)
+	if err := h.tk.FollowStep(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	// "dead" reads the operation, then never acknowledges it.
+	ops, err := h.st.ReadTicketOps(h.ctx, "dead", 10, 0)
+	if err != nil || len(ops) != 1 {
+		t.Fatalf("read = %v, %v", ops, err)
+	}
+	heir := h.newTickets("heir", setup{opts: func(o *Options) { o.ClaimIdle = time.Millisecond }})
+	time.Sleep(5 * time.Millisecond) // Redis measures idle time on its own clock
+	if err := heir.WorkStep(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h.incident("inc-1").Ticket != h.only().Key {
+		t.Fatal("the orphaned operation was not done")
+	}
+	if n, _ := h.st.TicketBacklog(h.ctx); n != 0 {
+		t.Fatalf("backlog %d after the takeover", n)
+	}
+}
+
+// TestLostRecordFollowsIncidentTicket: when the ticket record is gone
+// (expired, Redis restored from an old backup), the ticket named on the
+// incident is followed; no second one is opened. What changed while the
+// record was missing is taken as known (the ack here): the record is
+// rebuilt from the incident as it is, and later changes are commented.
+func TestLostRecordFollowsIncidentTicket(t *testing.T) {
+	h := newHarness(t, setup{})
+	h.open("inc-1", model.SeverityCritical)
+	h.drain()
+	key := h.only().Key
+	if err := h.st.SaveTicketRecord(h.ctx, &TicketRecord{Incident: "inc-1"}); err != nil { // forget the key
+		t.Fatal(err)
+	}
+	h.change("inc-1", func(i *model.Incident) { i.AckedBy, i.AckedAt = "carol", h.clk.Now() })
+	h.drain()
+	is := h.only()
+	if is.Key != key || len(is.Comments) != 0 {
+		t.Fatalf("issue %s comments %q", is.Key, is.Comments)
+	}
+	h.change("inc-1", func(i *model.Incident) { i.Level = 2 })
+	h.drain()
+	if is := h.only(); len(is.Comments) != 1 || is.Comments[0] != "Escalated to level 2." {
+		t.Fatalf("comments after the record was rebuilt: %q", is.Comments)
+	}
+}
