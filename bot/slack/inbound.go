@@ -41,6 +41,9 @@ const (
 	DefaultInlineWait = 2 * time.Second
 	// DefaultWorkTimeout bounds a command answered through response_url.
 	DefaultWorkTimeout = time.Minute
+	// replyAttempts bounds the posts of one reply: Slack accepts five
+	// uses of a response_url, and a reply that late is of little use.
+	replyAttempts = 3
 )
 
 // InboundOptions configures an Inbound.
@@ -64,6 +67,9 @@ type InboundOptions struct {
 	// WorkTimeout bounds a command answered through response_url;
 	// default DefaultWorkTimeout.
 	WorkTimeout time.Duration
+	// Sleep waits between attempts to post a reply; default a timer.
+	// Tests replace it so that no test waits on the wall clock.
+	Sleep func(ctx context.Context, d time.Duration) error
 	// Registerer takes the counters; nil registers nothing.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger // default discards
@@ -78,6 +84,7 @@ type Inbound struct {
 	client      *http.Client
 	inlineWait  time.Duration
 	workTimeout time.Duration
+	sleep       func(ctx context.Context, d time.Duration) error
 	log         *slog.Logger
 	commands    *prometheus.CounterVec
 	postErrors  prometheus.Counter
@@ -119,9 +126,12 @@ func NewInbound(opts InboundOptions) (*Inbound, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Sleep == nil {
+		opts.Sleep = sleepCtx
+	}
 	in := &Inbound{
 		router: opts.Router, prefixes: prefixes, client: opts.HTTPClient,
-		inlineWait: opts.InlineWait, workTimeout: opts.WorkTimeout, log: opts.Logger,
+		inlineWait: opts.InlineWait, workTimeout: opts.WorkTimeout, sleep: opts.Sleep, log: opts.Logger,
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vmtriage_slack_commands_total",
 			Help: "Commands received from Slack, by origin (typed, button) and how they were answered (inline, response_url, none).",
@@ -261,13 +271,46 @@ func (in *Inbound) postReply(ctx context.Context, from bot.Command, reply bot.Re
 		log.Warn("reply not posted: response_url is not an allowed Slack URL", "response_host", urlHost(from.ResponseURL))
 		return
 	}
-	if err := goslack.PostWebhookCustomHTTPContext(ctx, from.ResponseURL, in.client, replyMessage(reply)); err != nil {
-		in.commands.WithLabelValues(string(from.Origin), "none").Inc()
-		in.postErrors.Inc()
-		log.Warn("post reply to response_url", "response_host", urlHost(from.ResponseURL), "err", redactURLError(err))
-		return
+	msg := replyMessage(reply)
+	for attempt := 1; ; attempt++ {
+		err := goslack.PostWebhookCustomHTTPContext(ctx, from.ResponseURL, in.client, msg)
+		if err == nil {
+			in.commands.WithLabelValues(string(from.Origin), "response_url").Inc()
+			return
+		}
+		// The same mapping as incident posts: 429 waits Retry-After,
+		// 5xx and network failures back off, anything else is final.
+		se := slackError("post reply to response_url", "", "", redactURLError(err))
+		if se.Permanent() || attempt == replyAttempts {
+			in.commands.WithLabelValues(string(from.Origin), "none").Inc()
+			in.postErrors.Inc()
+			log.Warn("reply not posted", "response_host", urlHost(from.ResponseURL), "attempts", attempt, "err", se)
+			return
+		}
+		wait := se.RetryAfter()
+		if wait <= 0 {
+			wait = time.Duration(attempt) * time.Second
+		}
+		log.Debug("post reply to response_url failed; retrying", "attempt", attempt, "wait", wait.String(), "err", se)
+		if err := in.sleep(ctx, wait); err != nil {
+			in.commands.WithLabelValues(string(from.Origin), "none").Inc()
+			in.postErrors.Inc()
+			log.Warn("reply not posted: gave up waiting to retry", "response_host", urlHost(from.ResponseURL), "err", err)
+			return
+		}
 	}
-	in.commands.WithLabelValues(string(from.Origin), "response_url").Inc()
+}
+
+// sleepCtx waits d, or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (in *Inbound) allowedURL(raw string) bool {

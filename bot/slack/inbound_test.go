@@ -509,3 +509,68 @@ func BenchmarkServeCommandInline(b *testing.B) {
 		}
 	}
 }
+
+func TestResponseURLRetries(t *testing.T) {
+	tests := []struct {
+		name      string
+		statuses  []int // one per attempt; the last repeats
+		wantPosts int
+		wantWaits []time.Duration
+		wantOK    bool
+	}{
+		{name: "5xx then delivered", statuses: []int{503, 200}, wantPosts: 2, wantWaits: []time.Duration{time.Second}, wantOK: true},
+		{name: "429 waits Retry-After", statuses: []int{429, 200}, wantPosts: 2, wantWaits: []time.Duration{7 * time.Second}, wantOK: true},
+		{name: "404 is final", statuses: []int{404}, wantPosts: 1},
+		{name: "gives up after three attempts", statuses: []int{500}, wantPosts: 3, wantWaits: []time.Duration{time.Second, 2 * time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var (
+				mu    sync.Mutex
+				posts int
+			)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				mu.Lock()
+				code := tt.statuses[min(posts, len(tt.statuses)-1)]
+				posts++
+				mu.Unlock()
+				if code == http.StatusTooManyRequests {
+					w.Header().Set("Retry-After", "7")
+				}
+				w.WriteHeader(code)
+			}))
+			defer srv.Close()
+			sleeper := &bottest.Sleeper{}
+			log, rec := bottest.Logger()
+			in, err := NewInbound(InboundOptions{
+				Router: &recordingRouter{Reply: bot.Reply{Title: "done"}}, ResponseURLPrefixes: []string{srv.URL + "/"},
+				HTTPClient: srv.Client(), Sleep: sleeper.Sleep, Logger: log,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in.Interaction(context.Background(), goslack.InteractionCallback{
+				Type: goslack.InteractionTypeBlockActions, ResponseURL: srv.URL + "/actions/T0/1/secretpath",
+				ActionCallback: goslack.ActionCallbacks{BlockActions: []*goslack.BlockAction{{ActionID: "vmtriage:cmd:0", Value: "help"}}},
+			})
+			in.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			if posts != tt.wantPosts {
+				t.Errorf("%d posts, want %d", posts, tt.wantPosts)
+			}
+			if got := sleeper.Waits(); !reflect.DeepEqual(got, tt.wantWaits) {
+				t.Errorf("waits %v, want %v", got, tt.wantWaits)
+			}
+			delivered := counterValue(in.commands.WithLabelValues("button", "response_url")) == 1
+			failed := counterValue(in.postErrors) == 1
+			if delivered != tt.wantOK || failed == tt.wantOK {
+				t.Errorf("delivered %v failed %v, want delivered %v", delivered, failed, tt.wantOK)
+			}
+			if strings.Contains(rec.String(), "secretpath") {
+				t.Errorf("the response_url's path was logged:\n%s", rec)
+			}
+		})
+	}
+}
