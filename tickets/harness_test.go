@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/vmtriage/vmtriage/bot/bottest"
 	"github.com/vmtriage/vmtriage/internal/clock"
 	"github.com/vmtriage/vmtriage/internal/config"
@@ -35,6 +38,8 @@ type harness struct {
 	logs *bottest.Recorder
 	log  *slog.Logger
 
+	reg *prometheus.Registry
+
 	mu     sync.Mutex
 	sleeps []time.Duration
 }
@@ -47,7 +52,7 @@ type setup struct {
 
 func newHarness(t testing.TB, s setup) *harness {
 	t.Helper()
-	h := &harness{t: t, ctx: context.Background(), clk: clock.NewFake(bottest.Now)}
+	h := &harness{t: t, ctx: context.Background(), clk: clock.NewFake(bottest.Now), reg: prometheus.NewRegistry()}
 	h.log, h.logs = bottest.Logger()
 	jo := jiratest.Options{Cloud: !s.server, User: testUser, Token: testToken,
 		Components: []string{"Compute", "Storage"}, Assignees: []string{"acc-42", "jdoe"}, Clock: h.clk}
@@ -74,7 +79,7 @@ func (h *harness) newTickets(consumer string, s setup) *Tickets {
 		Assignees:  map[string]string{"host-hardware-fault": "acc-42"},
 		Store:      h.st, Consumer: consumer, Block: time.Millisecond, Batch: 10,
 		ClaimIdle: time.Hour, Clock: h.clk, Logger: h.log.With("replica", consumer),
-		Sleep: h.sleep,
+		Sleep: h.sleep, Registerer: h.reg,
 	}
 	if s.server {
 		o.User, o.Assignees = "", map[string]string{"host-hardware-fault": "jdoe"}
@@ -211,4 +216,14 @@ func (h *harness) assertNoSecrets(errs ...error) {
 		}
 	}
 	bottest.AssertNoSecrets(h.t, []string{testToken}, out)
+}
+
+// counter reads a counter's value.
+func (h *harness) counter(c prometheus.Counter) float64 {
+	h.t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		h.t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vmtriage/vmtriage/internal/clock"
 	"github.com/vmtriage/vmtriage/internal/config"
 	"github.com/vmtriage/vmtriage/internal/model"
@@ -160,6 +162,8 @@ type Options struct {
 	Sleep  func(ctx context.Context, d time.Duration) error
 	Clock  clock.Clock  // default clock.Real{}
 	Logger *slog.Logger // default discards
+	// Registerer, if set, receives the vmtriage_ticket* metrics.
+	Registerer prometheus.Registerer
 }
 
 // withDefaults validates o and fills in defaults. Errors name the option.

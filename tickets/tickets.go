@@ -53,6 +53,7 @@ type Tickets struct {
 	attempts atomic.Uint64
 	auto     map[model.Severity]bool
 	state    stepState
+	m        *metrics
 }
 
 // New checks opts and returns Tickets; call Run to follow incidents.
@@ -69,6 +70,10 @@ func New(opts Options) (*Tickets, error) {
 	if err != nil {
 		return nil, err
 	}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	if o.Consumer == "" {
 		host, _ := os.Hostname()
 		if host == "" {
@@ -79,7 +84,7 @@ func New(opts Options) (*Tickets, error) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	t := &Tickets{
-		opts: o, jira: c, render: r,
+		opts: o, jira: c, render: r, m: m,
 		log:   o.Logger.With("component", "tickets", "consumer", o.Consumer),
 		owner: o.Consumer + "-" + hex.EncodeToString(b[:]),
 		auto:  map[model.Severity]bool{},
@@ -144,6 +149,7 @@ func (t *Tickets) CreateNow(ctx context.Context, incidentID string) (key, url st
 	if qerr := t.opts.Store.EnqueueTicketOp(ctx, op); qerr != nil {
 		return "", "", fmt.Errorf("ticket for %s: %w (and queueing failed: %v)", incidentID, err, qerr)
 	}
+	t.m.queuedOps.Inc()
 	t.log.Warn("ticket queued: Jira did not answer", "incident", incidentID, "err", err)
 	return "", "", fmt.Errorf("ticket for %s: %w: %w", incidentID, ErrQueued, err)
 }
@@ -156,7 +162,11 @@ func (t *Tickets) Note(ctx context.Context, incidentID, text string) error {
 	if text == "" {
 		return errors.New("ticket note: text is empty")
 	}
-	return t.opts.Store.EnqueueTicketOp(ctx, TicketOp{Incident: incidentID, Reason: "note", Note: text})
+	if err := t.opts.Store.EnqueueTicketOp(ctx, TicketOp{Incident: incidentID, Reason: "note", Note: text}); err != nil {
+		return err
+	}
+	t.m.queuedOps.Inc()
+	return nil
 }
 
 // Status returns what is known of the incident's ticket: its key and URL,
@@ -182,6 +192,7 @@ func (t *Tickets) attempt(ctx context.Context, op TicketOp) error {
 		return err
 	}
 	if !ok {
+		t.m.busy.Inc()
 		return errBusy
 	}
 	defer func() {
@@ -193,7 +204,18 @@ func (t *Tickets) attempt(ctx context.Context, op TicketOp) error {
 	}()
 	actx, cancel := context.WithTimeout(ctx, t.opts.AttemptTimeout)
 	defer cancel()
-	return t.sync(actx, op)
+	err = t.sync(actx, op)
+	switch {
+	case err == nil:
+		t.m.done.Inc()
+	case errors.Is(err, ErrNotFound):
+		t.m.dropped.Inc()
+	case temporary(err):
+		t.m.retried.Inc()
+	default:
+		t.m.refused.Inc()
+	}
+	return err
 }
 
 // sync brings the incident's ticket in line with the incident. The caller
@@ -340,6 +362,7 @@ func (t *Tickets) ensure(ctx context.Context, log *slog.Logger, inc *model.Incid
 			if err := t.jira.addLabel(ctx, newest.Key, incLabel); err != nil {
 				return err
 			}
+			t.m.reused.Inc()
 			log.Info("recurrence: reusing the earlier occurrence's ticket", "ticket", newest.Key, "reopened", newest.Done)
 			return t.record(ctx, rec, newest.Key, inc)
 		}
@@ -363,6 +386,7 @@ func (t *Tickets) ensure(ctx context.Context, log *slog.Logger, inc *model.Incid
 	if err != nil {
 		return err
 	}
+	t.m.created.Inc()
 	log.Info("ticket created", "ticket", key)
 	return t.record(ctx, rec, key, inc)
 }

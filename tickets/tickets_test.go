@@ -228,6 +228,9 @@ func TestJiraRefusalIsRecordedNotRetried(t *testing.T) {
 			if !strings.Contains(h.logs.String(), "Jira refused a ticket operation") {
 				t.Error("the refusal was not logged")
 			}
+			if n := h.counter(h.tk.m.refused); n != 1 {
+				t.Errorf("refused attempts counted %v; want 1", n)
+			}
 			// The bot verb gets the same actionable error.
 			_, _, cerr := h.tk.CreateNow(h.ctx, "inc-1")
 			if cerr == nil || !strings.Contains(cerr.Error(), tc.wantErr[0]) {
@@ -396,6 +399,11 @@ func TestStorm(t *testing.T) {
 	}
 	if !honoured {
 		t.Errorf("never waited the 7s Retry-After; waits: %v", h.slept())
+	}
+	// Both replicas count into the same metrics. A create whose answer
+	// was lost is found again by its label, and not counted as created.
+	if c, r, f := h.counter(h.tk.m.created), h.counter(h.tk.m.retried), h.counter(second.m.refused); c != float64(incidents-lostCreates) || r == 0 || f != 0 {
+		t.Errorf("metrics: created %v (want %d), retried %v (want > 0), refused %v (want 0)", c, incidents-lostCreates, r, f)
 	}
 	h.assertNoSecrets()
 }

@@ -113,6 +113,7 @@ func (t *Tickets) queue(ctx context.Context, evs []IncidentEvent) error {
 		if err := t.opts.Store.EnqueueTicketOp(ctx, TicketOp{Incident: inc.ID, Reason: "change"}); err != nil {
 			return err // nothing acknowledged: the changes come back
 		}
+		t.m.queuedOps.Inc()
 		queued[inc.ID] = true
 	}
 	if err := t.opts.Store.AckIncidentEvents(ctx, t.opts.Group, ids...); err != nil {
