@@ -268,7 +268,8 @@ func (t *Tickets) sync(ctx context.Context, op TicketOp) error {
 		return t.opts.Store.SaveTicketRecord(ctx, &rec)
 	}
 	if op.Note != "" {
-		err := t.once(ctx, &rec, step{id: "note-" + op.ID, comment: escapeWiki(op.Note)})
+		body := trimText(escapeWiki(op.Note), t.opts.MaxDescription, "the note was longer")
+		err := t.once(ctx, &rec, step{id: "note-" + op.ID, comment: body})
 		if err != nil && temporary(err) {
 			if serr := t.opts.Store.SaveTicketRecord(ctx, &rec); serr != nil {
 				log.Warn("save ticket progress", "err", serr)

@@ -573,3 +573,30 @@ func TestLostRecordFollowsIncidentTicket(t *testing.T) {
 		t.Fatalf("comments after the record was rebuilt: %q", is.Comments)
 	}
 }
+
+func TestNotes(t *testing.T) {
+	h := newHarness(t, setup{})
+	h.open("inc-1", model.SeverityMedium) // no ticket
+	if err := h.tk.Note(h.ctx, "inc-1", "restart-vm done"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.tk.Note(h.ctx, "inc-1", "  "); err == nil {
+		t.Error("an empty note was accepted")
+	}
+	h.drain()
+	if n := len(h.jira.Issues()); n != 0 {
+		t.Fatalf("a note opened %d tickets; notes only go to existing ones", n)
+	}
+
+	h.open("inc-2", model.SeverityCritical)
+	h.drain()
+	long := strings.Repeat("migrated vm-0042 {ok} ", 2000) // 44,000 characters
+	if err := h.tk.Note(h.ctx, "inc-2", long); err != nil {
+		t.Fatal(err)
+	}
+	h.drain()
+	is := h.only()
+	if len(is.Comments) != 1 || !strings.Contains(is.Comments[0], `\{ok\}`) || !strings.Contains(is.Comments[0], "_(Trimmed: ") {
+		t.Fatalf("comments = %.200q", is.Comments)
+	}
+}
