@@ -467,7 +467,8 @@ func FuzzSlackPayloads(f *testing.F) {
 	f.Add("/slack/commands", "%zz")
 	in, err := NewInbound(InboundOptions{Router: routerFunc(func(context.Context, string, bot.Command) bot.Reply {
 		return bot.Reply{Title: "ok"}
-	}), ResponseURLPrefixes: []string{"http://127.0.0.1:1/"}, InlineWait: time.Minute})
+	}), ResponseURLPrefixes: []string{"http://127.0.0.1:1/"}, InlineWait: time.Minute,
+		Sleep: func(context.Context, time.Duration) error { return nil }})
 	if err != nil {
 		f.Fatal(err)
 	}
