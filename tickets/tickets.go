@@ -29,6 +29,12 @@ type (
 	TicketRecord = store.TicketRecord
 )
 
+// The state store is what Tickets runs on.
+var (
+	_ Store      = (*store.Store)(nil)
+	_ HostReader = (*store.Store)(nil)
+)
+
 // ErrNotFound is matched (errors.Is) by errors about an incident that does
 // not exist.
 var ErrNotFound = store.ErrNotFound
