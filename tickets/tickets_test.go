@@ -1,7 +1,9 @@
 package tickets
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"slices"
@@ -56,6 +58,16 @@ func TestCreatesTicketForAutomaticSeverities(t *testing.T) {
 				if strings.Contains(r.Path, "/search") {
 					q, _ := url.ParseQuery(r.Query)
 					searched = append(searched, r.Path+" "+q.Get("jql"))
+				}
+			}
+			// The create payload as Jira received it.
+			for _, r := range h.jira.Requests() {
+				if r.Method == "POST" && r.Path == "/rest/api/2/issue" {
+					var pretty bytes.Buffer
+					if err := json.Indent(&pretty, []byte(r.Body), "", "  "); err != nil {
+						t.Fatal(err)
+					}
+					golden(t, "payload-create-"+flavor.name, pretty.String()+"\n")
 				}
 			}
 			wantSearch := flavor.searchPath + ` project = "OPS" AND labels = "` + FingerprintLabel(&crit) + `" ORDER BY created DESC`
