@@ -72,7 +72,25 @@ func cut(s string, max int, note string) string {
 	return t + "…" + note
 }
 
-func esc(s string) string { return bot.EscapeMrkdwn(s) }
+// esc escapes outside text for mrkdwn. No text Slack takes is longer than
+// a section, so only the first maxSectionText+1 characters are escaped: a
+// longer string is cut anyway, and a huge one costs no more than that.
+func esc(s string) string { return bot.EscapeMrkdwn(head(s, maxSectionText+1)) }
+
+// head returns the first n characters of s.
+func head(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := 0
+	for j := range s {
+		if i == n {
+			return s[:j]
+		}
+		i++
+	}
+	return s
+}
 
 func mrkdwn(s string) *goslack.TextBlockObject {
 	return goslack.NewTextBlockObject(goslack.MarkdownType, s, false, false)
@@ -348,7 +366,7 @@ func IncidentBlocks(v bot.IncidentView) ([]goslack.Block, string) {
 	if v.Status == model.StatusResolved {
 		label = "RESOLVED"
 	}
-	header := toneEmoji(v.Tone) + " " + label + " · " + esc(v.Headline)
+	header := toneEmoji(v.Tone) + " " + esc(label) + " · " + esc(v.Headline)
 	content := []goslack.Block{goslack.NewHeaderBlock(plain(cut(header, maxHeaderText, ""), true))}
 	if v.Summary != "" {
 		content = append(content, sectionText(esc(v.Summary)))

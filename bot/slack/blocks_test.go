@@ -158,7 +158,7 @@ func TestReplyBlocksGolden(t *testing.T) {
 // checkLimits fails t for anything Slack would refuse: too many blocks,
 // texts, fields or buttons over their limits (in characters), duplicate
 // action IDs, a command button without a command.
-func checkLimits(t *testing.T, blocks []goslack.Block, text string) {
+func checkLimits(t testing.TB, blocks []goslack.Block, text string) {
 	t.Helper()
 	runes := utf8.RuneCountInString
 	if len(blocks) > maxBlocks {
@@ -236,7 +236,7 @@ func checkLimits(t *testing.T, blocks []goslack.Block, text string) {
 
 // allText is every text of a rendered message that Slack parses as mrkdwn
 // or shows as text, for escaping checks.
-func allText(t *testing.T, blocks []goslack.Block, text string) string {
+func allText(t testing.TB, blocks []goslack.Block, text string) string {
 	t.Helper()
 	b, err := json.Marshal(blocks)
 	if err != nil {
@@ -458,5 +458,24 @@ func TestMention(t *testing.T) {
 	}
 	if got := Mentions([]string{"user:U1X", "user:U1X", "jira-priority:High", "usergroup:S0A"}); got != "<@U1X> <!subteam^S0A>" {
 		t.Errorf("Mentions = %q", got)
+	}
+}
+
+func TestHead(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"abc", 5, "abc"},
+		{"abcdef", 3, "abc"},
+		{"ééééé", 2, "éé"},
+		{"éé", 2, "éé"},
+		{"", 0, ""},
+	}
+	for _, tt := range tests {
+		if got := head(tt.in, tt.n); got != tt.want {
+			t.Errorf("head(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		}
 	}
 }

@@ -36,7 +36,6 @@ type fault struct {
 // answered, one per request, before any request succeeds; hold, if set,
 // is called before a post is accepted (to stall it).
 type fakeSlack struct {
-	t   *testing.T
 	srv *slacktest.Server
 
 	mu     sync.Mutex
@@ -50,9 +49,9 @@ type fakeSlack struct {
 	requests int
 }
 
-func newFakeSlack(t *testing.T) *fakeSlack {
+func newFakeSlack(t testing.TB) *fakeSlack {
 	t.Helper()
-	f := &fakeSlack{t: t, messages: map[string]bool{}}
+	f := &fakeSlack{messages: map[string]bool{}}
 	f.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
 		c.Handle("/chat.postMessage", f.handle("post"))
 		c.Handle("/chat.update", f.handle("update"))

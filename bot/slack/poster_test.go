@@ -29,7 +29,9 @@ type posterEnv struct {
 	log   *bottest.Recorder
 }
 
-func newPosterEnv(t *testing.T) *posterEnv {
+func newPosterEnv(t *testing.T) *posterEnv { return newPosterEnvTB(t) }
+
+func newPosterEnvTB(t testing.TB) *posterEnv {
 	t.Helper()
 	c := clock.NewFake(bottest.Now)
 	_, rec := bottest.Logger()
@@ -38,7 +40,7 @@ func newPosterEnv(t *testing.T) *posterEnv {
 
 // poster returns a new Poster on the env's Slack and store (another
 // replica, each call).
-func (e *posterEnv) poster(t *testing.T, change func(*PosterOptions)) *Poster {
+func (e *posterEnv) poster(t testing.TB, change func(*PosterOptions)) *Poster {
 	t.Helper()
 	opts := PosterOptions{Client: e.slack.client(testToken), Store: e.store, DefaultChannel: "C0DEFAULT",
 		Clock: e.clock, Logger: slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
