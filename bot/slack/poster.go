@@ -108,12 +108,28 @@ func (p *Poster) Post(ctx context.Context, n bot.Notification) error {
 		return &Error{Op: "post incident", Incident: inc.ID, permanent: true,
 			hint: fmt.Sprintf("an incident needs an id and a version of at least 1 (got %q, %d)", inc.ID, inc.Version)}
 	}
+	// Every channel is tried, so one refusing channel does not starve the
+	// others. Any retryable failure makes the whole post retryable (the
+	// channels already done are skipped on retry); only when every failure
+	// is permanent is the post given up.
+	var retry, permanent error
 	for _, ch := range p.routes.channels(&inc) {
-		if err := p.postTo(ctx, n, ch); err != nil {
-			return err
+		err := p.postTo(ctx, n, ch)
+		var pe bot.PermanentError
+		switch {
+		case err == nil:
+		case errors.As(err, &pe) && pe.Permanent():
+			if permanent == nil {
+				permanent = err
+			}
+		case retry == nil:
+			retry = err
 		}
 	}
-	return nil
+	if retry != nil {
+		return retry
+	}
+	return permanent
 }
 
 // postTo brings the incident's message in ch up to n's version: first post,
@@ -137,15 +153,26 @@ func (p *Poster) postTo(ctx context.Context, n bot.Notification, ch string) erro
 		return &Error{Op: "claim incident message", Incident: inc.ID, Channel: ch, retryAfter: wait,
 			hint: "another replica is posting it"}
 	}
+	// Store calls outlive a Slack call that timed out: what was done must
+	// be recorded, and the lease released, whatever happened to ctx.
+	storeCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	}
 	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		rctx, cancel := storeCtx()
 		defer cancel()
 		if err := p.store.ReleaseMessage(rctx, inc.ID, ch, owner); err != nil {
 			log.Warn("release incident message lease; it will run out", "err", err)
 		}
 	}()
+	// Slack calls must end well within the lease, whatever the client's
+	// own timeout, or another replica could take over mid-call.
+	ctx, cancel := context.WithTimeout(ctx, p.lease*3/4)
+	defer cancel()
 	save := func(u store.MessageUpdate) error {
-		err := p.store.SaveMessage(ctx, inc.ID, ch, owner, u)
+		sctx, cancel := storeCtx()
+		defer cancel()
+		err := p.store.SaveMessage(sctx, inc.ID, ch, owner, u)
 		if errors.Is(err, store.ErrLeaseLost) {
 			// Merged anyway; only a Slack call slower than the lease gets
 			// here, so say it loudly.
@@ -174,14 +201,11 @@ func (p *Poster) postTo(ctx context.Context, n bot.Notification, ch string) erro
 		u := store.MessageUpdate{TS: ts, ReplaceTS: replace, Version: inc.Version, ThreadVersion: inc.Version, Incident: &snap}
 		for attempt := 1; ; attempt++ {
 			err := save(u)
-			if err == nil || attempt == 3 || ctx.Err() != nil {
+			if err == nil || attempt == 3 {
 				return err
 			}
 			log.Warn("record posted incident message; retrying", "err", err, "attempt", attempt)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
-			}
+			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 		}
 	}
 	if claim.TS == "" {

@@ -204,6 +204,70 @@ func TestPosterRouting(t *testing.T) {
 	}
 }
 
+// A channel that fails does not keep the incident from its other
+// channels; the post is given up only if every failure is permanent.
+func TestPosterChannelFailuresAreIndependent(t *testing.T) {
+	tests := []struct {
+		name       string
+		fault      fault
+		permanent  bool
+		afterRetry string
+	}{
+		{"refused channel", fault{code: "not_in_channel"}, true, "post C0CRIT 1795341720.000001\n"},
+		{"slack trouble", fault{status: 500}, false, "post C0CRIT 1795341720.000001\npost C0PODA 1795341720.000002\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newPosterEnv(t)
+			p := e.poster(t, func(o *PosterOptions) {
+				o.SiteChannels = map[string]string{"pod-a": "C0PODA"}
+				o.SeverityChannels = map[string]string{"critical": "C0CRIT"}
+			})
+			e.slack.failNext(tt.fault) // the first channel, C0PODA
+			err := p.Post(ctx, note(bottest.HostFault))
+			var pe bot.PermanentError
+			if err == nil || (errors.As(err, &pe) && pe.Permanent()) != tt.permanent || !strings.Contains(err.Error(), "C0PODA") {
+				t.Fatalf("error %v; want one about C0PODA, permanent %v", err, tt.permanent)
+			}
+			if got := summary(e.slack.Calls()); got != "post C0CRIT 1795341720.000001\n" {
+				t.Errorf("the other channel was not posted to:\n%s", got)
+			}
+			if !tt.permanent {
+				if err := p.Post(ctx, note(bottest.HostFault)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := summary(e.slack.Calls()); got != tt.afterRetry {
+				t.Errorf("after the retry slack got\n%s\nwant\n%s", got, tt.afterRetry)
+			}
+		})
+	}
+}
+
+// A Slack call that hangs is abandoned well within the lease, as a
+// retryable failure, and the lease is released for the retry.
+func TestPosterBoundsSlackCallsByTheLease(t *testing.T) {
+	ctx := context.Background()
+	e := newPosterEnv(t)
+	p := e.poster(t, func(o *PosterOptions) { o.Lease = 200 * time.Millisecond })
+	stalled := make(chan struct{})
+	unblock := sync.OnceFunc(func() { close(stalled) })
+	t.Cleanup(unblock)
+	e.slack.setHold(func(string) { <-stalled })
+	err := p.Post(ctx, note(bottest.GuestCrash))
+	var pe bot.PermanentError
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &pe) && pe.Permanent()) {
+		t.Fatalf("error %v; want a retryable deadline error", err)
+	}
+	unblock()
+	e.slack.setHold(nil)
+	c, err := e.store.ClaimMessage(ctx, bottest.GuestCrash.ID, "C0DEFAULT", "probe", bottest.GuestCrash.Version, time.Minute)
+	if err != nil || c.Status != store.ClaimGranted {
+		t.Errorf("the lease was not released: %+v, %v", c, err)
+	}
+}
+
 func TestNewPosterChecksOptions(t *testing.T) {
 	e := newPosterEnv(t)
 	tests := []struct {
