@@ -479,3 +479,53 @@ func TestHead(t *testing.T) {
 		}
 	}
 }
+
+// The thread follow-ups for each change the console's golden tests cover.
+func TestFollowUpGolden(t *testing.T) {
+	resolved := func(i *model.Incident) {
+		i.Status, i.ResolvedAt = model.StatusResolved, i.StartedAt.Add(23*time.Minute+40*time.Second)
+	}
+	tests := []struct {
+		name    string
+		inc     model.Incident
+		changes []bot.Change
+	}{
+		{"resolved", bottest.Resolved, []bot.Change{bot.ChangeResolved}},
+		{"escalated-and-resolved", with(bottest.HostFault, func(i *model.Incident) { i.Level = 2; resolved(i) }),
+			[]bot.Change{bot.ChangeEscalated, bot.ChangeResolved}},
+		{"acked", with(bottest.HostFault, func(i *model.Incident) { i.AckedBy = "U0ALICE" }), []bot.Change{bot.ChangeAcked}},
+		{"acked-by-name", with(bottest.HostFault, func(i *model.Incident) { i.AckedBy = "alice <!here>" }), []bot.Change{bot.ChangeAcked}},
+		{"escalated", with(bottest.StorageLoss, func(i *model.Incident) {
+			i.Level = 3
+			i.Targets = []string{"usergroup:S0STORAGE", "user:U0BOB", "channel:#ops-leads", "jira-priority:Highest"}
+		}), []bot.Change{bot.ChangeEscalated}},
+		{"approved", with(bottest.HostFault, func(i *model.Incident) { i.Approval = model.ApprovalApproved }), []bot.Change{bot.ChangeApproval}},
+		{"denied", with(bottest.HostFault, func(i *model.Incident) { i.Approval = model.ApprovalDenied }), []bot.Change{bot.ChangeApproval}},
+		{"ticket", bottest.HostFault, []bot.Change{bot.ChangeTicket}},
+		{"silenced", with(bottest.GuestCrash, func(i *model.Incident) { i.Silenced = true }), []bot.Change{bot.ChangeSilenced}},
+		{"muted-by-host", bottest.HeartbeatLoss, []bot.Change{bot.ChangeSilenced}},
+		{"unsilenced", bottest.GuestCrash, []bot.Change{bot.ChangeUnsilenced}},
+		{"reopened", with(bottest.GuestCrash, func(i *model.Incident) { i.Reopened = 2 }), []bot.Change{bot.ChangeReopened}},
+		{"updated", with(bottest.HostFault, func(i *model.Incident) { i.VMs = append(i.VMs, "vm-0052") }), []bot.Change{bot.ChangeUpdated}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text, broadcast := followUpText(bot.NewIncidentView(tt.inc), tt.changes)
+			got := fmt.Sprintf("broadcast: %v\n%s\n", broadcast, text)
+			path := filepath.Join("testdata", "followup-"+tt.name+".golden")
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("read golden file (run go test -update to create it): %v", err)
+			}
+			if got != string(want) {
+				t.Errorf("%s differs from the golden file\n--- got ---\n%s--- want ---\n%s", path, got, want)
+			}
+		})
+	}
+}

@@ -267,7 +267,7 @@ func followUpText(v bot.IncidentView, changes []bot.Change) (text string, broadc
 	for _, c := range changes {
 		switch c {
 		case bot.ChangeReopened:
-			lines = append(lines, fmt.Sprintf(":repeat: *Recurred* (%d× now): %s", inc.Reopened+1, esc(v.Headline)))
+			lines = append(lines, fmt.Sprintf(":repeat: *Recurred* (%d× so far): %s", inc.Reopened, esc(v.Headline)))
 			broadcast = true
 		case bot.ChangeEscalated:
 			l := fmt.Sprintf(":rotating_light: *Escalated to level %d*", v.Level)

@@ -164,7 +164,7 @@ func TestPosterBroadcasts(t *testing.T) {
 		"update C0DEFAULT 1795341720.000001\n" +
 		"reply C0DEFAULT 1795341720.000001 broadcast: :rotating_light: *Escalated to level 2* — nobody has acknowledged it yet. <#C0LEADS>\n" +
 		"update C0DEFAULT 1795341720.000001\n" +
-		"reply C0DEFAULT 1795341720.000001 broadcast: :repeat: *Recurred* (2× now): host-021 (pod-b): external storage unreachable — 5 VMs down\n"
+		"reply C0DEFAULT 1795341720.000001 broadcast: :repeat: *Recurred* (1× so far): host-021 (pod-b): external storage unreachable — 5 VMs down\n"
 	if got := summary(e.slack.Calls()); got != want {
 		t.Errorf("slack got\n%s\nwant\n%s", got, want)
 	}
