@@ -36,15 +36,13 @@ const (
 	maxFallbackText = 3000
 )
 
-// Action IDs and block IDs of the buttons this package renders. A command
-// button's action_id starts with commandActionPrefix (the inbound half's
-// CommandActionPrefix: it runs the button's value, the command text, through
-// the router); a link button's starts with linkActionPrefix, it only opens
-// its URL and carries no command.
+// Action and block IDs of the buttons this package renders, besides
+// CommandActionPrefix (declared with the inbound half, which runs a command
+// button's value through the router): a link button's action_id starts
+// with linkActionPrefix, it only opens its URL and carries no command.
 const (
-	commandActionPrefix = "vmtriage:cmd:"
-	linkActionPrefix    = "vmtriage:link:"
-	actionsBlockID      = "vmtriage:actions"
+	linkActionPrefix = "vmtriage:link:"
+	actionsBlockID   = "vmtriage:actions"
 )
 
 // cutNote marks text shortened to fit a Slack limit, so a reader knows more
@@ -258,7 +256,7 @@ func actionBlocks(acts []bot.Action) (blocks []goslack.Block, notes []string) {
 				notes = append(notes, "Button “"+label+"” left out: its command is longer than Slack allows; type it instead.")
 				continue
 			}
-			b = goslack.NewButtonBlockElement(commandActionPrefix+n, a.Command, plain(label, false))
+			b = goslack.NewButtonBlockElement(CommandActionPrefix+n, a.Command, plain(label, false))
 		case a.URL != "":
 			if _, ok := safeURL(a.URL); !ok {
 				notes = append(notes, "Link “"+label+"”: "+esc(bot.Truncate(a.URL, 500)))

@@ -211,7 +211,7 @@ func checkLimits(t testing.TB, blocks []goslack.Block, text string) {
 					t.Errorf("button %q: text %d, value %d characters", btn.ActionID, runes(btn.Text.Text), runes(btn.Value))
 				}
 				switch {
-				case strings.HasPrefix(btn.ActionID, commandActionPrefix):
+				case strings.HasPrefix(btn.ActionID, CommandActionPrefix):
 					if btn.Value == "" || btn.URL != "" {
 						t.Errorf("command button %q: value %q, url %q", btn.ActionID, btn.Value, btn.URL)
 					}
