@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -28,9 +29,12 @@ import (
 	"github.com/vmtriage/vmtriage/internal/config"
 	"github.com/vmtriage/vmtriage/internal/httpapi"
 	"github.com/vmtriage/vmtriage/internal/ingest"
+	"github.com/vmtriage/vmtriage/internal/latency"
 	"github.com/vmtriage/vmtriage/internal/model"
 	"github.com/vmtriage/vmtriage/internal/store"
+	"github.com/vmtriage/vmtriage/knowledge"
 	"github.com/vmtriage/vmtriage/rules"
+	"github.com/vmtriage/vmtriage/tickets/ticketverb"
 )
 
 // Options are what Serve needs beyond the configuration.
@@ -89,7 +93,13 @@ func Serve(ctx context.Context, opts Options) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	st := store.New(store.Options{Client: rdb, Prefix: opts.Prefix, Clock: clk, Period: set.Settings.Period, Logger: log.With("component", "store")})
-	engine, err := rules.NewEngine(ctx, rules.Options{Rules: set, Store: st, Clock: clk, Logger: log.With("component", "rules"), Registerer: reg, TickInterval: opts.TickInterval})
+	kb, err := knowledge.New(knowledge.Options{Path: cfg.KBPath, BaseURL: cfg.KBBaseURL, ServerURL: cfg.PublicURL,
+		Notes: st, Clock: clk, Logger: log.With("component", "knowledge")})
+	if err != nil {
+		return fmt.Errorf("VMTRIAGE_KB_PATH: %w", err)
+	}
+	engine, err := rules.NewEngine(ctx, rules.Options{Rules: set, Store: st, Clock: clk, Logger: log.With("component", "rules"),
+		Registerer: reg, TickInterval: opts.TickInterval, Runbooks: kb.Links})
 	if err != nil {
 		return fmt.Errorf("start rules engine: %w", err)
 	}
@@ -110,16 +120,35 @@ func Serve(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("start bot router: %w", err)
 	}
+	tracker := latency.New(latency.Options{Window: cfg.LatencyWindow, StoppedAfter: set.Settings.StoppedReporting, Clock: clk})
+	for _, v := range []bot.Verb{kbVerb(kb), resolveVerb(st), latencyVerb(tracker)} {
+		if err := router.Register(v); err != nil {
+			return fmt.Errorf("start bot router: %w", err)
+		}
+	}
+	coll, err := newCollectors(cfg, st, clk, log, reg)
+	if err != nil {
+		return err
+	}
 	replica := cfg.Replica
 	if replica == "" {
 		h, _ := os.Hostname()
 		replica = fmt.Sprintf("%s-%d", h, os.Getpid())
 	}
+	tk, err := newTickets(cfg, st, replica, clk, log.With("component", "tickets"), reg)
+	if err != nil {
+		return err
+	}
+	if tk != nil {
+		if err := router.Register(ticketverb.Verb(tk)); err != nil {
+			return fmt.Errorf("start bot router: %w", err)
+		}
+	}
 	ingestMetrics := ingest.NewMetrics(reg)
 	var pipelines []*ingest.Pipeline
 	for i := range cfg.Workers {
 		p, err := ingest.New(ingest.Options{
-			Stream: st, Evaluator: engine, Consumer: fmt.Sprintf("%s-%d", replica, i),
+			Stream: st, Evaluator: tracker.Tee(engine), Consumer: fmt.Sprintf("%s-%d", replica, i),
 			ReclaimIdle: cfg.ReclaimIdle, Clock: clk, Logger: log.With("component", "ingest"), Metrics: ingestMetrics,
 		})
 		if err != nil {
@@ -147,10 +176,16 @@ func Serve(ctx context.Context, opts Options) error {
 	if prefix == "" {
 		prefix = store.DefaultPrefix
 	}
-	extra, socket, inbound, err := sl.inbound(cfg, router, botslack.RedisSeen{Client: rdb, Prefix: prefix}, reg, clk)
+	slackRoutes, socket, inbound, err := sl.inbound(cfg, router, botslack.RedisSeen{Client: rdb, Prefix: prefix}, reg, clk)
 	if err != nil {
 		return err
 	}
+	extra := map[string]http.Handler{
+		"GET /kb/":        kb.Handler(),
+		"GET /v1/latency": latency.Handler(tracker),
+	}
+	maps.Copy(extra, coll.routes)
+	maps.Copy(extra, slackRoutes)
 	notifier, err := bot.NewNotifier(bot.NotifierOptions{
 		Events: events{st}, Poster: poster, Consumer: replica, Clock: clk, Logger: log.With("component", "notifier"),
 	})
@@ -196,6 +231,15 @@ func Serve(ctx context.Context, opts Options) error {
 	if socket != nil {
 		start("slack socket mode", socket.Run)
 	}
+	if tk != nil {
+		start("jira tickets", tk.Run)
+	}
+	for _, r := range coll.runners {
+		start(r.name, r.run)
+	}
+	if cfg.KBPath != "" {
+		start("knowledge watcher", func(ctx context.Context) error { kb.Run(ctx, 5*time.Second); return nil })
+	}
 	if cfg.RulesPath != "" {
 		start("rules watcher", func(ctx context.Context) error {
 			engine.WatchFiles(ctx, []string{cfg.RulesPath}, 5*time.Second)
@@ -225,6 +269,11 @@ func Serve(ctx context.Context, opts Options) error {
 	if err := srv.Shutdown(shutCtx); err != nil {
 		log.Warn("http shutdown", "err", err)
 	}
+	// go-redis does not interrupt a blocking stream read when its context
+	// ends; closing the client does, so consumers stop at once instead of
+	// after their block time. What they had not acknowledged stays pending
+	// for the next start or another replica.
+	rdb.Close()
 	wg.Wait()
 	if inbound != nil {
 		// Replies still on their way to a response_url.

@@ -70,6 +70,32 @@ type Config struct {
 	JiraUser    string `env:"JIRA_USER" help:"Jira user (e-mail for Jira Cloud); empty with a token means a personal access token (Server/DC)."`
 	JiraToken   Secret `env:"JIRA_TOKEN" help:"Jira API token (Cloud) or personal access token (Server/DC)."`
 	JiraProject string `env:"JIRA_PROJECT" help:"Jira project key for incident tickets."`
+	JiraFlavor  string `env:"JIRA_FLAVOR" help:"cloud or server (Server/Data Center); empty: cloud when VMTRIAGE_JIRA_USER is set, else server."`
+
+	JiraIssueType          string            `env:"JIRA_ISSUE_TYPE, default=Incident" help:"Issue type of incident tickets."`
+	JiraSeverities         []string          `env:"JIRA_SEVERITIES, default=critical,high" help:"Severities that get a ticket automatically; others on demand with /triage ticket."`
+	JiraPriorities         map[string]string `env:"JIRA_PRIORITIES, default=critical:Highest,high:High,medium:Medium,low:Low" help:"Jira priority per severity, severity:priority,..."`
+	JiraComponents         map[string]string `env:"JIRA_COMPONENTS" help:"Jira component per incident cause, cause:component,... (e.g. host hardware fault:Compute)."`
+	JiraAssignees          map[string]string `env:"JIRA_ASSIGNEES" help:"Assignee per incident cause, cause:account,... (account ID on Cloud, user name on Server)."`
+	JiraResolveTransitions []string          `env:"JIRA_RESOLVE_TRANSITIONS, default=Done,Resolve Issue,Close Issue" help:"Transition names tried, in order, when an incident resolves."`
+	JiraReopenTransitions  []string          `env:"JIRA_REOPEN_TRANSITIONS, default=Reopen,To Do" help:"Transition names tried, in order, when an incident comes back."`
+	JiraReopenWindow       time.Duration     `env:"JIRA_REOPEN_WINDOW, default=24h" help:"A recurrence within this time of the last ticket's resolution reopens it instead of opening a new one."`
+
+	PublicURL string `env:"PUBLIC_URL" help:"This server's public URL (https://vmtriage.example.com), for absolute /kb/ links in Slack and Jira; empty gives links relative to this server."`
+
+	AzureSubscriptions  []string          `env:"AZURE_SUBSCRIPTIONS" help:"Azure subscription IDs whose VMs' Resource Health is polled (comma-separated); empty turns the Azure collector off."`
+	AzureTenantID       string            `env:"AZURE_TENANT_ID" help:"Entra ID tenant of the service principal."`
+	AzureClientID       string            `env:"AZURE_CLIENT_ID" help:"Service principal (application) ID, with Reader on the subscriptions."`
+	AzureClientSecret   Secret            `env:"AZURE_CLIENT_SECRET" help:"Service principal secret."`
+	AzureEndpoint       string            `env:"AZURE_ENDPOINT, default=https://management.azure.com" help:"Azure Resource Manager endpoint (sovereign clouds, tests)."`
+	AzureLoginEndpoint  string            `env:"AZURE_LOGIN_ENDPOINT, default=https://login.microsoftonline.com" help:"Entra ID authority that issues tokens."`
+	AzureInterval       time.Duration     `env:"AZURE_INTERVAL, default=1m" help:"Time between Resource Health polls."`
+	AzureKeepAlive      time.Duration     `env:"AZURE_KEEPALIVE, default=5m" help:"How often every VM still listed by Azure counts as seen; keep it below the rules' stopped_reporting."`
+	AzureQuietBaseline  bool              `env:"AZURE_QUIET_BASELINE" help:"true: the first poll only records the baseline and sends nothing."`
+	HeartbeatTokens     map[string]Secret `env:"HEARTBEAT_TOKENS" help:"Heartbeat senders and their bearer tokens, sender:token,... (tokens of 16+ characters); empty leaves POST /v1/heartbeats off."`
+	AlertmanagerMapping string            `env:"ALERTMANAGER_MAPPING" help:"YAML file mapping Alertmanager alerts to observations; empty maps none (alerts are skipped and counted)."`
+	AlertmanagerToken   Secret            `env:"ALERTMANAGER_TOKEN" help:"Bearer token POST /v1/alertmanager requires; empty requires none."`
+	LatencyWindow       time.Duration     `env:"LATENCY_WINDOW, default=15m" help:"How far back GET /v1/latency and /triage latency look."`
 
 	Approvers []string `env:"APPROVERS" help:"Slack user or user-group IDs allowed to approve remedies (comma-separated). Empty: nobody can approve."`
 	Operators []string `env:"OPERATORS" help:"Slack user or user-group IDs allowed to ack and silence (comma-separated). Empty: everyone in the channel."`
@@ -202,7 +228,26 @@ func (c *Config) validate() []string {
 		if !c.JiraToken.Set() {
 			bad("JIRA_TOKEN", "required when VMTRIAGE_JIRA_URL is set")
 		}
+		switch c.JiraFlavor {
+		case "", "cloud", "server":
+		default:
+			bad("JIRA_FLAVOR", "%q is not cloud or server", c.JiraFlavor)
+		}
+		for _, sev := range c.JiraSeverities {
+			if !knownSeverity(sev) {
+				bad("JIRA_SEVERITIES", "%q is not critical, high, medium or low", sev)
+			}
+		}
+		for _, sev := range sortedKeys(c.JiraPriorities) {
+			if !knownSeverity(sev) {
+				bad("JIRA_PRIORITIES", "%q is not critical, high, medium or low", sev)
+			}
+		}
+		if c.JiraReopenWindow < 0 {
+			bad("JIRA_REOPEN_WINDOW", "%s is negative", c.JiraReopenWindow)
+		}
 	}
+	c.validateCollectors(bad)
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -214,6 +259,38 @@ func (c *Config) validate() []string {
 		bad("LOG_FORMAT", "%q is not text or json", c.LogFormat)
 	}
 	return problems
+}
+
+// validateCollectors checks the collectors' variables: what each one
+// needs once it is turned on.
+func (c *Config) validateCollectors(bad func(name, format string, args ...any)) {
+	if c.PublicURL != "" {
+		if u, err := url.ParseRequestURI(c.PublicURL); err != nil || u.Host == "" {
+			bad("PUBLIC_URL", "%q is not an absolute URL", c.PublicURL)
+		}
+	}
+	if len(c.AzureSubscriptions) > 0 {
+		if c.AzureTenantID == "" {
+			bad("AZURE_TENANT_ID", "required when VMTRIAGE_AZURE_SUBSCRIPTIONS is set")
+		}
+		if c.AzureClientID == "" {
+			bad("AZURE_CLIENT_ID", "required when VMTRIAGE_AZURE_SUBSCRIPTIONS is set")
+		}
+		if !c.AzureClientSecret.Set() {
+			bad("AZURE_CLIENT_SECRET", "required when VMTRIAGE_AZURE_SUBSCRIPTIONS is set")
+		}
+	}
+	for _, ep := range []struct{ name, url string }{{"AZURE_ENDPOINT", c.AzureEndpoint}, {"AZURE_LOGIN_ENDPOINT", c.AzureLoginEndpoint}} {
+		if u, err := url.ParseRequestURI(ep.url); err != nil || u.Host == "" {
+			bad(ep.name, "%q is not a URL", ep.url)
+		}
+	}
+	if c.AzureInterval < 10*time.Second {
+		bad("AZURE_INTERVAL", "%s is shorter than 10s (Azure throttles)", c.AzureInterval)
+	}
+	if c.LatencyWindow < time.Minute {
+		bad("LATENCY_WINDOW", "%s is shorter than 1m", c.LatencyWindow)
+	}
 }
 
 // validateSlack checks the Slack variables together: which mode needs
@@ -301,10 +378,10 @@ func Usage(w io.Writer) {
 			continue
 		}
 		def := "-"
-		for _, opt := range strings.Split(f.Tag.Get("env"), ",")[1:] {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(opt), "default="); ok {
-				def = v
-			}
+		// go-envconfig takes the rest of the tag after default=, commas
+		// included.
+		if _, v, ok := strings.Cut(f.Tag.Get("env"), "default="); ok {
+			def = v
 		}
 		fmt.Fprintf(tw, "%s%s\t%s\t%s\n", Prefix, name, def, f.Tag.Get("help"))
 	}
@@ -315,4 +392,12 @@ func envName(f reflect.StructField) string {
 	tag := f.Tag.Get("env")
 	name, _, _ := strings.Cut(tag, ",")
 	return strings.TrimSpace(name)
+}
+
+func knownSeverity(s string) bool {
+	switch s {
+	case "critical", "high", "medium", "low":
+		return true
+	}
+	return false
 }

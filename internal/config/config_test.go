@@ -39,6 +39,19 @@ func TestLoadDefaults(t *testing.T) {
 		SlackAPIURL: "https://slack.com/api/",
 		LogLevel:    "info",
 		LogFormat:   "text",
+
+		JiraIssueType:          "Incident",
+		JiraSeverities:         []string{"critical", "high"},
+		JiraPriorities:         map[string]string{"critical": "Highest", "high": "High", "medium": "Medium", "low": "Low"},
+		JiraResolveTransitions: []string{"Done", "Resolve Issue", "Close Issue"},
+		JiraReopenTransitions:  []string{"Reopen", "To Do"},
+		JiraReopenWindow:       24 * time.Hour,
+
+		AzureEndpoint:      "https://management.azure.com",
+		AzureLoginEndpoint: "https://login.microsoftonline.com",
+		AzureInterval:      time.Minute,
+		AzureKeepAlive:     5 * time.Minute,
+		LatencyWindow:      15 * time.Minute,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
@@ -133,6 +146,15 @@ func TestLoadInvalid(t *testing.T) {
 			want: `VMTRIAGE_JIRA_URL: "jira.example" is not a URL`},
 		{name: "jira without project and token", env: map[string]string{"VMTRIAGE_JIRA_URL": "https://jira.example"},
 			want: `VMTRIAGE_JIRA_PROJECT: required when VMTRIAGE_JIRA_URL is set; VMTRIAGE_JIRA_TOKEN: required when VMTRIAGE_JIRA_URL is set`},
+		{name: "jira flavor, severities and priorities", env: map[string]string{"VMTRIAGE_JIRA_URL": "https://jira.example", "VMTRIAGE_JIRA_PROJECT": "OPS", "VMTRIAGE_JIRA_TOKEN": "t",
+			"VMTRIAGE_JIRA_FLAVOR": "datacenter", "VMTRIAGE_JIRA_SEVERITIES": "critical,urgent", "VMTRIAGE_JIRA_PRIORITIES": "blocker:Highest"},
+			want: `VMTRIAGE_JIRA_FLAVOR: "datacenter" is not cloud or server; VMTRIAGE_JIRA_SEVERITIES: "urgent" is not critical, high, medium or low; VMTRIAGE_JIRA_PRIORITIES: "blocker" is not critical, high, medium or low`},
+		{name: "azure without its service principal", env: map[string]string{"VMTRIAGE_AZURE_SUBSCRIPTIONS": "sub-1"},
+			want: `VMTRIAGE_AZURE_TENANT_ID: required when VMTRIAGE_AZURE_SUBSCRIPTIONS is set; VMTRIAGE_AZURE_CLIENT_ID: required when VMTRIAGE_AZURE_SUBSCRIPTIONS is set; VMTRIAGE_AZURE_CLIENT_SECRET: required when VMTRIAGE_AZURE_SUBSCRIPTIONS is set`},
+		{name: "azure endpoints and interval", env: map[string]string{"VMTRIAGE_AZURE_ENDPOINT": "management", "VMTRIAGE_AZURE_INTERVAL": "1s"},
+			want: `VMTRIAGE_AZURE_ENDPOINT: "management" is not a URL; VMTRIAGE_AZURE_INTERVAL: 1s is shorter than 10s (Azure throttles)`},
+		{name: "public url and latency window", env: map[string]string{"VMTRIAGE_PUBLIC_URL": "vmtriage.example", "VMTRIAGE_LATENCY_WINDOW": "10s"},
+			want: `VMTRIAGE_PUBLIC_URL: "vmtriage.example" is not an absolute URL; VMTRIAGE_LATENCY_WINDOW: 10s is shorter than 1m`},
 		{name: "log level", env: map[string]string{"VMTRIAGE_LOG_LEVEL": "verbose"},
 			want: `VMTRIAGE_LOG_LEVEL: "verbose" is not debug, info, warn or error`},
 		{name: "log format", env: map[string]string{"VMTRIAGE_LOG_FORMAT": "logfmt"},
@@ -172,6 +194,9 @@ var secrets = map[string]string{
 	"VMTRIAGE_SLACK_APP_TOKEN":      "xapp-LEAK-app",
 	"VMTRIAGE_SLACK_SIGNING_SECRET": "LEAK-signing",
 	"VMTRIAGE_JIRA_TOKEN":           "LEAK-jira",
+	"VMTRIAGE_AZURE_CLIENT_SECRET":  "LEAK-azure",
+	"VMTRIAGE_ALERTMANAGER_TOKEN":   "LEAK-alertmanager",
+	"VMTRIAGE_HEARTBEAT_TOKENS":     "site-a:LEAK-heartbeat-0123456789",
 }
 
 // assertNoSecret fails if out holds any secret value.
@@ -188,7 +213,8 @@ func assertNoSecret(t *testing.T, how, out string) {
 }
 
 func TestSecretsNeverPrinted(t *testing.T) {
-	env := map[string]string{"VMTRIAGE_JIRA_URL": "https://jira.example", "VMTRIAGE_JIRA_PROJECT": "OPS", "VMTRIAGE_SLACK_CHANNEL": "C0OPS"}
+	env := map[string]string{"VMTRIAGE_JIRA_URL": "https://jira.example", "VMTRIAGE_JIRA_PROJECT": "OPS", "VMTRIAGE_SLACK_CHANNEL": "C0OPS",
+		"VMTRIAGE_AZURE_SUBSCRIPTIONS": "sub-1", "VMTRIAGE_AZURE_TENANT_ID": "tenant", "VMTRIAGE_AZURE_CLIENT_ID": "client"}
 	for k, v := range secrets {
 		env[k] = v
 	}
