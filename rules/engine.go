@@ -246,7 +246,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if err := e.Tick(ctx); err != nil {
+			if err := e.Tick(ctx); err != nil && ctx.Err() == nil {
 				e.log.Warn("rule engine tick failed", "err", err)
 			}
 		}

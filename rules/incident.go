@@ -363,7 +363,7 @@ func (e *Engine) claimEscalations(ctx context.Context) error {
 	ids, err := e.store.ClaimDueEscalations(ctx, e.now, 1000)
 	if err != nil {
 		e.m.storeErrors.Inc()
-		return fmt.Errorf("claim due escalations: %w", err)
+		return err
 	}
 	var errs []error
 	for _, id := range ids {
@@ -649,12 +649,12 @@ func (e *Engine) save(ctx context.Context, st *incState) error {
 	cur, gerr := e.store.Incident(ctx, st.inc.ID)
 	if gerr != nil || cur.Version == st.inc.Version {
 		e.m.storeErrors.Inc()
-		return fmt.Errorf("save incident %s: %w", st.inc.ID, err)
+		return err // the store's error names the incident
 	}
 	mergeStored(&st.inc, &cur)
 	if err := e.store.SaveIncident(ctx, &st.inc); err != nil {
 		e.m.storeErrors.Inc()
-		return fmt.Errorf("save incident %s after a version conflict: %w", st.inc.ID, err)
+		return fmt.Errorf("after a version conflict: %w", err)
 	}
 	return nil
 }
