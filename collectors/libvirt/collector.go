@@ -279,15 +279,23 @@ func (c *Collector) keep(ctx context.Context, t *target) {
 // until the connection is lost or ctx ends. It returns whether the
 // listing worked, and why the connection ended.
 func (c *Collector) session(ctx context.Context, t *target, cn conn) (listed bool, err error) {
-	events, err := cn.Events(ctx)
+	// The subscription is not cancelled with ctx: go-libvirt's event
+	// goroutine, when cancelled, shuts its queue down while the socket
+	// reader may still push into it, which blocks the reader and with it
+	// every pending RPC (go-libvirt issue #191). It ends instead when the
+	// connection closes, and its channel is read to the end (stopEvents).
+	events, err := cn.Events(context.WithoutCancel(ctx))
 	if err != nil {
 		c.m.errors.WithLabelValues("events").Inc()
 		cn.Close()
 		return false, err
 	}
-	// go-libvirt's event goroutine blocks until its channel is read; read
-	// it to the end whatever happens here.
-	defer func() { go drain(events) }()
+	stopEvents := func() {
+		if events != nil {
+			go drain(events)
+		}
+		cn.Close()
+	}
 
 	t.mu.Lock()
 	wasDown := t.tried && t.conn == nil
@@ -319,11 +327,11 @@ func (c *Collector) session(ctx context.Context, t *target, cn conn) (listed boo
 			t.mu.Lock()
 			t.conn = nil
 			t.mu.Unlock()
-			cn.Close()
+			stopEvents()
 			return listed, ctx.Err()
 		}
 	}
-	cn.Close()
+	stopEvents()
 	return listed, err
 }
 
