@@ -147,6 +147,20 @@ func (e *Engine) observeHost(o *model.Observation) {
 	f := e.fleet
 	src := f.source(o.Source)
 	e.seen(src, o.TimeGenerated)
+	if o.State == "" && len(o.Attrs) == 0 {
+		// A heartbeat: proof of life only. Taken as a period with facts it
+		// would make the host look healthy in that period and turn a crash
+		// on it into a guest crash; it must not change the host's reported
+		// state, its period facts, nor the source it is judged against.
+		if h := f.hosts[o.ID]; h != nil {
+			h.lastSeen = e.now
+			if h.stale {
+				h.stale = false
+				e.evalHost(h)
+			}
+		}
+		return
+	}
 	h := f.host(o.ID)
 	if h.src != src {
 		if h.src != nil {
