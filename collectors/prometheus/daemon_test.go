@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +29,10 @@ import (
 
 type daemons struct {
 	prometheus, nodeExporter, textfileDir string
+	// controller labels this test's EDAC counters, so that a test run
+	// right after another (go test -count) starts new series rather than
+	// seeing the last one's counters jump back.
+	controller string
 }
 
 func realDaemons(t *testing.T) daemons {
@@ -36,6 +41,7 @@ func realDaemons(t *testing.T) daemons {
 		prometheus:   os.Getenv("VMTRIAGE_TEST_PROMETHEUS_URL"),
 		nodeExporter: os.Getenv("VMTRIAGE_TEST_NODE_EXPORTER_URL"),
 		textfileDir:  os.Getenv("VMTRIAGE_TEST_NODE_EXPORTER_TEXTFILE_DIR"),
+		controller:   strconv.FormatInt(time.Now().UnixNano(), 36),
 	}
 	if d.prometheus == "" || d.nodeExporter == "" || d.textfileDir == "" {
 		t.Fatal("VMTRIAGE_TEST_PROMETHEUS_URL, VMTRIAGE_TEST_NODE_EXPORTER_URL and VMTRIAGE_TEST_NODE_EXPORTER_TEXTFILE_DIR are not set: these tests need a real Prometheus and node_exporter; run `make test` (scripts/test.sh installs and starts them)")
@@ -57,9 +63,9 @@ func (d daemons) write(t *testing.T, h hardware) {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("# TYPE node_edac_correctable_errors_total counter\n")
-	fmt.Fprintf(&b, "node_edac_correctable_errors_total{controller=\"0\"} %g\n", h.eccCorrected)
+	fmt.Fprintf(&b, "node_edac_correctable_errors_total{controller=%q} %g\n", d.controller, h.eccCorrected)
 	b.WriteString("# TYPE node_edac_uncorrectable_errors_total counter\n")
-	fmt.Fprintf(&b, "node_edac_uncorrectable_errors_total{controller=\"0\"} %g\n", h.eccUncorrected)
+	fmt.Fprintf(&b, "node_edac_uncorrectable_errors_total{controller=%q} %g\n", d.controller, h.eccUncorrected)
 	b.WriteString("# TYPE node_hwmon_temp_celsius gauge\n")
 	for i, c := range h.temps {
 		fmt.Fprintf(&b, "node_hwmon_temp_celsius{chip=\"platform_coretemp_0\",sensor=\"temp%d\"} %g\n", i+1, c)
@@ -156,9 +162,36 @@ func pollUntil(t *testing.T, c *Collector, sink *collectorSink, clk *clock.Fake,
 	}
 }
 
+// settle waits (bounded) until no EDAC counter of an earlier test (go test
+// -count, or the scrape test's) still rises within the window, so that
+// this test's counts are its own.
+func settle(t *testing.T, c *Collector, sink *collectorSink, clk *clock.Fake, host string) {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		clk.Set(time.Now())
+		err := c.Poll(t.Context())
+		quiet := err == nil
+		sink.mu.Lock()
+		for _, o := range sink.last {
+			if o.ID == host && (o.Num(model.AttrECCCorrected) != 0 || o.Num(model.AttrECCUncorrected) != 0) {
+				quiet = false
+			}
+		}
+		sink.last = nil
+		sink.mu.Unlock()
+		if quiet {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("earlier EDAC counters still rising after 45s (last error %v)", err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
 func TestPrometheusQueriesNodeExporterFacts(t *testing.T) {
 	d := realDaemons(t)
-	d.write(t, hardware{eccCorrected: 10, temps: []float64{45, 71.5, 60}, mdFailed: 1, storageUp: 1})
 	sink := &collectorSink{}
 	clk := clock.NewFake(time.Now())
 	c, err := New(Options{
@@ -167,12 +200,14 @@ func TestPrometheusQueriesNodeExporterFacts(t *testing.T) {
 		Site:  "pod-p",
 		// The storage path probe is site-specific: here a textfile gauge.
 		Queries: map[string]string{model.AttrStorageReachable: `min by (instance) (vmtriage_test_storage_path_up)`},
-		Window:  30 * time.Second,
+		Window:  5 * time.Second, // five scrapes
 		Sink:    sink, Clock: clk,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	settle(t, c, sink, clk, "host-prom")
+	d.write(t, hardware{eccCorrected: 10, temps: []float64{45, 71.5, 60}, mdFailed: 1, storageUp: 1})
 	first := pollUntil(t, c, sink, clk, "host-prom", "the textfile's facts in Prometheus", func(o *model.Observation) bool {
 		// increase() needs two scrapes of the counter in the window.
 		_, ecc := o.Attrs[model.AttrECCCorrected]
