@@ -1,4 +1,4 @@
-.PHONY: test demo build bench
+.PHONY: test demo build bench test-cluster faults
 
 # test sets up what the tests need (Redis) and runs vet, gofmt and every test.
 test:
@@ -12,3 +12,12 @@ build:
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
+
+# CLUSTER_PKGS are the packages whose tests use the store test helper, i.e.
+# every test that touches Redis.
+CLUSTER_PKGS = $(shell go list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | awk '/internal\/store\/storetest/ {print $$1}')
+
+# test-cluster runs every Redis-backed test again against a three-master
+# Redis Cluster on 127.0.0.1:7001-7003, started and stopped around the run.
+test-cluster:
+	./scripts/redis-cluster.sh run go test -count=1 $(CLUSTER_PKGS)
