@@ -1,0 +1,99 @@
+package outage_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/vmtriage/vmtriage/internal/clock"
+	"github.com/vmtriage/vmtriage/internal/model"
+	"github.com/vmtriage/vmtriage/internal/outage"
+	"github.com/vmtriage/vmtriage/internal/store"
+	"github.com/vmtriage/vmtriage/internal/store/storetest"
+)
+
+func vmObs(id string, state model.State, at time.Time) model.Observation {
+	return model.Observation{Source: "libvirt", Kind: model.KindVM, ID: id, Host: "host-1", Site: "pod-a",
+		State: state, TimeGenerated: at, TimeReceived: at}
+}
+
+// TestBooksInRedis feeds the books from the real store: a VM crashes, its
+// incident fires (silenced), the books replica stops, the VM runs again
+// and the incident resolves while no replica runs; a new replica finds
+// the changes on the stream and closes the interval at the recovery.
+func TestBooksInRedis(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(t0)
+	st := storetest.New(t, store.Options{Clock: clk})
+	if err := st.Apply(ctx, []model.Observation{vmObs("vm-1", model.StateCrashed, t0), vmObs("vm-2", model.StateRunning, t0)}); err != nil {
+		t.Fatal(err)
+	}
+	inc := model.Incident{ID: "inc-1", Rule: "vm-guest-crash", Kind: model.KindVM, Subject: "vm-1", VMs: []string{"vm-1"},
+		Status: model.StatusFiring, Trigger: model.TriggerVM, Cause: "guest-crash", Severity: model.SeverityMedium,
+		StartedAt: t0, Silenced: true}
+	if err := st.SaveIncident(ctx, &inc); err != nil {
+		t.Fatal(err)
+	}
+	books, err := outage.New(outage.Options{Store: st, Consumer: "r1", Clock: clk, Block: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := books.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ivs, err := st.Outages(ctx, "vm-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ivs) != 1 || !ivs[0].Open() || !ivs[0].Start.Equal(t0) || ivs[0].Attribution != "guest" {
+		t.Fatalf("after the crash: %+v, want one open guest interval from %s", ivs, t0)
+	}
+
+	// The replica is gone; the VM runs again and the incident resolves.
+	clk.Advance(7 * time.Minute)
+	back := clk.Now()
+	if err := st.Apply(ctx, []model.Observation{vmObs("vm-1", model.StateRunning, back)}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(5 * time.Minute)
+	inc.Status, inc.ResolvedAt = model.StatusResolved, back
+	if err := st.SaveIncident(ctx, &inc); err != nil {
+		t.Fatal(err)
+	}
+	books2, err := outage.New(outage.Options{Store: st, Consumer: "r2", Clock: clk, Block: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := books2.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ivs, _ = st.Outages(ctx, "vm-1")
+	if len(ivs) != 1 || !ivs[0].End.Equal(back) || ivs[0].Attribution != "guest" || !ivs[0].Causes[0].Silenced {
+		t.Fatalf("after the restart: %+v, want one guest interval closed at %s, its silenced cause kept", ivs, back)
+	}
+	open, err := st.OpenOutages(ctx)
+	if err != nil || len(open) != 0 {
+		t.Fatalf("open outages = %v, %v; want none", open, err)
+	}
+
+	between, err := st.OutagesBetween(ctx, t0.Add(-time.Hour), t0.Add(time.Hour))
+	if err != nil || len(between) != 1 {
+		t.Fatalf("OutagesBetween = %+v, %v; want the one interval", between, err)
+	}
+	if later, _ := st.OutagesBetween(ctx, back.Add(time.Minute), back.Add(time.Hour)); len(later) != 0 {
+		t.Errorf("OutagesBetween after the end = %+v, want none", later)
+	}
+	if n, _ := st.CountVMs(ctx, "pod-a"); n != 2 {
+		t.Errorf("CountVMs(pod-a) = %d, want 2", n)
+	}
+	if m, _ := st.HostVMCounts(ctx, []string{"host-1", "host-x"}); m["host-1"] != 2 || m["host-x"] != 0 {
+		t.Errorf("HostVMCounts = %v, want host-1:2 host-x:0", m)
+	}
+	if n, err := st.PruneOutages(ctx, back.Add(time.Second)); err != nil || n != 1 {
+		t.Errorf("PruneOutages = %d, %v; want 1", n, err)
+	}
+	if ivs, _ := st.Outages(ctx, "vm-1"); len(ivs) != 0 {
+		t.Errorf("after pruning: %+v, want none", ivs)
+	}
+}

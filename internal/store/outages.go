@@ -1,0 +1,294 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Keys of the outage books (kept here, next to their only users):
+//
+//	{vt}:outvm:<vm>     hash   outage intervals of one VM: start (unix ns) -> Outage JSON
+//	{vt}:outend         zset   "<start ns>:<vm>", score = end (ms), +inf while open
+//	{vt}:outopen        hash   vm -> start (unix ns) of its open interval
+func (k keys) outageVM(vm string) string { return k.base + "outvm:" + vm }
+func (k keys) outageEnds() string        { return k.base + "outend" }
+func (k keys) outageOpen() string        { return k.base + "outopen" }
+
+// OutageGroup is the consumer group through which the outage books read the
+// incidents stream.
+const OutageGroup = "outages"
+
+// OutageCause is one incident's claim on an outage interval: the interval
+// overlapped the incident, whose classification gives Attribution.
+type OutageCause struct {
+	Incident    string `json:"incident"`
+	Attribution string `json:"attribution"`
+	Cause       string `json:"cause,omitempty"`
+	Rule        string `json:"rule,omitempty"`
+	Severity    string `json:"severity,omitempty"`
+	Silenced    bool   `json:"silenced,omitempty"`
+}
+
+// Outage is one period during which a VM was not running. End is zero while
+// the VM is still down. Attribution is decided by the outage books from
+// Causes; it is stored so that reports need not decide it again.
+type Outage struct {
+	VM          string        `json:"vm"`
+	Host        string        `json:"host,omitempty"`
+	Site        string        `json:"site,omitempty"`
+	Start       time.Time     `json:"start"`
+	End         time.Time     `json:"end,omitzero"`
+	State       string        `json:"state,omitempty"`
+	Attribution string        `json:"attribution"`
+	Cause       string        `json:"cause,omitempty"`
+	Causes      []OutageCause `json:"causes,omitempty"`
+}
+
+// Open reports whether the VM is still down.
+func (o *Outage) Open() bool { return o.End.IsZero() }
+
+func outageField(start time.Time) string { return strconv.FormatInt(start.UnixNano(), 10) }
+
+func outageMember(vm string, start time.Time) string { return outageField(start) + ":" + vm }
+
+func outageEndScore(o *Outage) float64 {
+	if o.Open() {
+		return math.Inf(1)
+	}
+	return float64(o.End.UnixMilli())
+}
+
+// Outages returns the outage intervals of one VM, oldest first.
+func (s *Store) Outages(ctx context.Context, vm string) ([]Outage, error) {
+	h, err := s.rdb.HGetAll(ctx, s.k.outageVM(vm)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read outages of vm %s: %w", vm, err)
+	}
+	return decodeOutages(vm, h), nil
+}
+
+func decodeOutages(vm string, h map[string]string) []Outage {
+	out := make([]Outage, 0, len(h))
+	for _, doc := range h {
+		var o Outage
+		if err := json.Unmarshal([]byte(doc), &o); err != nil || o.VM != vm {
+			continue // not written by UpdateOutages; never fatal to the books
+		}
+		out = append(out, o)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	return out
+}
+
+// ErrOutageBusy is returned (wrapped) by UpdateOutages when another replica
+// kept changing the same VM's intervals; the caller retries later.
+var ErrOutageBusy = errors.New("outage intervals changed concurrently")
+
+// UpdateOutages reads the intervals of vm, passes them (oldest first) to
+// change, and writes what it returns in one transaction, retried a few times
+// if another replica changed the VM's intervals meanwhile. Intervals are
+// identified by their start: one that change drops is deleted, one whose
+// start moved is a new interval. At most one returned interval may be open.
+func (s *Store) UpdateOutages(ctx context.Context, vm string, change func([]Outage) ([]Outage, error)) error {
+	key := s.k.outageVM(vm)
+	txf := func(tx *redis.Tx) error {
+		h, err := tx.HGetAll(ctx, key).Result()
+		if err != nil {
+			return err
+		}
+		old := decodeOutages(vm, h)
+		next, err := change(slices.Clone(old))
+		if err != nil {
+			return err
+		}
+		open := 0
+		for i := range next {
+			next[i].VM = vm
+			if next[i].Open() {
+				open++
+			}
+		}
+		if open > 1 {
+			return fmt.Errorf("update outages of vm %s: %d open intervals, at most one allowed", vm, open)
+		}
+		keep := make(map[string]bool, len(next))
+		for i := range next {
+			keep[outageField(next[i].Start)] = true
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for i := range old {
+				f := outageField(old[i].Start)
+				if !keep[f] {
+					p.HDel(ctx, key, f)
+					p.ZRem(ctx, s.k.outageEnds(), outageMember(vm, old[i].Start))
+				}
+			}
+			p.HDel(ctx, s.k.outageOpen(), vm)
+			for i := range next {
+				o := &next[i]
+				doc, err := json.Marshal(o)
+				if err != nil {
+					return err
+				}
+				f := outageField(o.Start)
+				p.HSet(ctx, key, f, doc)
+				p.ZAdd(ctx, s.k.outageEnds(), redis.Z{Score: outageEndScore(o), Member: outageMember(vm, o.Start)})
+				if o.Open() {
+					p.HSet(ctx, s.k.outageOpen(), vm, f)
+				}
+			}
+			return nil
+		})
+		return err
+	}
+	for range 5 {
+		err := s.rdb.Watch(ctx, txf, key)
+		if errors.Is(err, redis.TxFailedErr) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("update outages of vm %s: %w", vm, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("update outages of vm %s: %w", vm, ErrOutageBusy)
+}
+
+// OpenOutages returns the VMs that have an open outage interval, with the
+// interval's start.
+func (s *Store) OpenOutages(ctx context.Context) (map[string]time.Time, error) {
+	h, err := s.rdb.HGetAll(ctx, s.k.outageOpen()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read open outages: %w", err)
+	}
+	out := make(map[string]time.Time, len(h))
+	for vm, f := range h {
+		ns, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			continue
+		}
+		out[vm] = time.Unix(0, ns).UTC()
+	}
+	return out, nil
+}
+
+// OutagesBetween returns every interval that overlaps [from, to): those
+// open or ended at or after from, and started before to. The order is by
+// VM, then start.
+func (s *Store) OutagesBetween(ctx context.Context, from, to time.Time) ([]Outage, error) {
+	members, err := s.rdb.ZRangeByScore(ctx, s.k.outageEnds(), &redis.ZRangeBy{
+		Min: strconv.FormatInt(from.UnixMilli(), 10), Max: "+inf",
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list outages from %s: %w", from.Format(time.RFC3339), err)
+	}
+	type ref struct{ vm, field string }
+	refs := make([]ref, 0, len(members))
+	for _, m := range members {
+		f, vm, ok := strings.Cut(m, ":")
+		if !ok {
+			continue
+		}
+		ns, err := strconv.ParseInt(f, 10, 64)
+		if err != nil || !time.Unix(0, ns).Before(to) {
+			continue
+		}
+		refs = append(refs, ref{vm, f})
+	}
+	sort.Slice(refs, func(i, j int) bool {
+		if refs[i].vm != refs[j].vm {
+			return refs[i].vm < refs[j].vm
+		}
+		return refs[i].field < refs[j].field
+	})
+	out := make([]Outage, 0, len(refs))
+	for batch := range slices.Chunk(refs, 2000) {
+		cmds := make([]*redis.StringCmd, len(batch))
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, r := range batch {
+				cmds[i] = p.HGet(ctx, s.k.outageVM(r.vm), r.field)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("read outages from %s: %w", from.Format(time.RFC3339), err)
+		}
+		for _, c := range cmds {
+			var o Outage
+			if c.Err() != nil || json.Unmarshal([]byte(c.Val()), &o) != nil {
+				continue // deleted meanwhile
+			}
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// PruneOutages deletes intervals that ended before before, so the books
+// keep a bounded history. It returns how many it deleted.
+func (s *Store) PruneOutages(ctx context.Context, before time.Time) (int, error) {
+	members, err := s.rdb.ZRangeByScore(ctx, s.k.outageEnds(), &redis.ZRangeBy{
+		Min: "-inf", Max: "(" + strconv.FormatInt(before.UnixMilli(), 10),
+	}).Result()
+	if err != nil {
+		return 0, fmt.Errorf("prune outages before %s: %w", before.Format(time.RFC3339), err)
+	}
+	for batch := range slices.Chunk(members, 1000) {
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, m := range batch {
+				f, vm, _ := strings.Cut(m, ":")
+				p.HDel(ctx, s.k.outageVM(vm), f)
+				p.ZRem(ctx, s.k.outageEnds(), m)
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("prune outages before %s: %w", before.Format(time.RFC3339), err)
+		}
+	}
+	return len(members), nil
+}
+
+// CountVMs returns how many VMs the fleet (site "") or a site has.
+func (s *Store) CountVMs(ctx context.Context, site string) (int, error) {
+	set := s.k.vms()
+	if site != "" {
+		set = s.k.siteVMs(site)
+	}
+	n, err := s.rdb.SCard(ctx, set).Result()
+	if err != nil {
+		return 0, fmt.Errorf("count vms of site %q: %w", site, err)
+	}
+	return int(n), nil
+}
+
+// HostVMCounts returns how many VMs each of hosts has now.
+func (s *Store) HostVMCounts(ctx context.Context, hosts []string) (map[string]int, error) {
+	out := make(map[string]int, len(hosts))
+	for batch := range slices.Chunk(hosts, 1000) {
+		cmds := make([]*redis.IntCmd, len(batch))
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, h := range batch {
+				cmds[i] = p.SCard(ctx, s.k.hostVMs(h))
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("count vms of %d hosts: %w", len(batch), err)
+		}
+		for i, c := range cmds {
+			out[batch[i]] = int(c.Val())
+		}
+	}
+	return out, nil
+}
