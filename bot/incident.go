@@ -62,6 +62,15 @@ type IncidentView struct {
 	Runbooks     []string
 	Ticket       string
 	TicketURL    string
+	// TicketError is Jira's last refusal of the incident's ticket (a bad
+	// priority or component, a missing permission), in words that say what
+	// to change; empty when there is none. See TicketProblem.
+	TicketError string
+	// PreviousFixes are how earlier incidents of the same cause were
+	// fixed, newest first, as people noted when resolving them. The
+	// Notifier fills them in from its FixSource; NewIncidentView leaves
+	// them empty.
+	PreviousFixes []Fix
 
 	// Where it stands.
 
@@ -127,26 +136,27 @@ func TriggerText(t model.Trigger) string {
 // NewIncidentView prepares inc for people.
 func NewIncidentView(inc model.Incident) IncidentView {
 	v := IncidentView{
-		Incident:   inc,
-		ID:         inc.ID,
-		Version:    inc.Version,
-		Status:     inc.Status,
-		Severity:   inc.Severity,
-		Summary:    inc.Summary,
-		Cause:      CauseText(inc.Cause),
-		Trigger:    TriggerText(inc.Trigger),
-		HostState:  inc.HostState,
-		Event:      inc.Event,
-		Runbooks:   inc.Runbooks,
-		Ticket:     inc.Ticket,
-		TicketURL:  inc.TicketURL,
-		Level:      inc.Level,
-		AckedBy:    inc.AckedBy,
-		AckedAt:    inc.AckedAt,
-		StartedAt:  inc.StartedAt,
-		FiringAt:   inc.FiringAt,
-		ResolvedAt: inc.ResolvedAt,
-		VMs:        List{Items: inc.VMs, Limit: 8},
+		Incident:    inc,
+		ID:          inc.ID,
+		Version:     inc.Version,
+		Status:      inc.Status,
+		Severity:    inc.Severity,
+		Summary:     inc.Summary,
+		Cause:       CauseText(inc.Cause),
+		Trigger:     TriggerText(inc.Trigger),
+		HostState:   inc.HostState,
+		Event:       inc.Event,
+		Runbooks:    inc.Runbooks,
+		Ticket:      inc.Ticket,
+		TicketURL:   inc.TicketURL,
+		TicketError: inc.TicketError,
+		Level:       inc.Level,
+		AckedBy:     inc.AckedBy,
+		AckedAt:     inc.AckedAt,
+		StartedAt:   inc.StartedAt,
+		FiringAt:    inc.FiringAt,
+		ResolvedAt:  inc.ResolvedAt,
+		VMs:         List{Items: inc.VMs, Limit: 8},
 	}
 	v.Tone = incidentTone(&inc)
 	v.Where = where(&inc)
@@ -163,6 +173,9 @@ func NewIncidentView(inc model.Incident) IncidentView {
 	v.Proposal = proposal(&inc)
 	v.NeedsApproval = inc.Approval == model.ApprovalPending
 	v.ApprovalText = approvalText(&inc)
+	if inc.Remedy != "" {
+		v.ApprovalText = inc.Remedy
+	}
 	if inc.Status == model.StatusResolved && !inc.ResolvedAt.IsZero() && !inc.StartedAt.IsZero() {
 		v.Lasted = inc.ResolvedAt.Sub(inc.StartedAt)
 	}
@@ -287,6 +300,22 @@ func incidentActions(inc *model.Incident, proposal string) []Action {
 	return acts
 }
 
+// TicketProblem is the ticket error as a sentence for people ("Jira
+// refused the ticket: …"), or "" when there is none.
+func (v IncidentView) TicketProblem() string {
+	if v.TicketError == "" {
+		return ""
+	}
+	if v.Ticket == "" {
+		return "Jira refused the ticket: " + v.TicketError
+	}
+	return "Jira refused an update of " + v.Ticket + ": " + v.TicketError
+}
+
+// FixedBeforeHeading heads the list of previous fixes wherever an incident
+// shows them.
+const FixedBeforeHeading = "How this was fixed before"
+
 // Why is one plain sentence on the cause: who set it off and the host's
 // state at the time.
 func (v IncidentView) Why() string {
@@ -401,8 +430,18 @@ func (v IncidentView) Reply() Reply {
 		}
 		todo.Fields = append(todo.Fields, Field{"ticket", t})
 	}
+	if p := v.TicketProblem(); p != "" {
+		todo.Fields = append(todo.Fields, Field{"ticket problem", p})
+	}
 	if len(todo.Fields) > 0 {
 		r.Sections = append(r.Sections, todo)
+	}
+	if len(v.PreviousFixes) > 0 {
+		fixed := Section{Heading: FixedBeforeHeading}
+		for _, f := range v.PreviousFixes {
+			fixed.Lines = append(fixed.Lines, f.Line())
+		}
+		r.Sections = append(r.Sections, fixed)
 	}
 
 	state := Section{Heading: "Where it stands"}

@@ -37,16 +37,19 @@ type Change string
 
 // Changes, as Changes reports them.
 const (
-	ChangeOpened     Change = "opened"     // first time posted
-	ChangeEscalated  Change = "escalated"  // Level went up
-	ChangeAcked      Change = "acked"      // AckedBy set
-	ChangeApproval   Change = "approval"   // Approval changed
-	ChangeTicket     Change = "ticket"     // Ticket set or changed
-	ChangeSilenced   Change = "silenced"   // Silenced or inhibited
-	ChangeUnsilenced Change = "unsilenced" // no longer silenced nor inhibited
-	ChangeReopened   Change = "reopened"   // Reopened went up
-	ChangeResolved   Change = "resolved"   // Status became resolved
-	ChangeUpdated    Change = "updated"    // anything else (more VMs, a new runbook)
+	ChangeOpened    Change = "opened"    // first time posted
+	ChangeEscalated Change = "escalated" // Level went up
+	ChangeAcked     Change = "acked"     // AckedBy set
+	ChangeApproval  Change = "approval"  // Approval changed
+	ChangeTicket    Change = "ticket"    // Ticket set or changed
+	// ChangeTicketError: Jira refused the ticket or an update of it
+	// (TicketError set or changed).
+	ChangeTicketError Change = "ticket-error"
+	ChangeSilenced    Change = "silenced"   // Silenced or inhibited
+	ChangeUnsilenced  Change = "unsilenced" // no longer silenced nor inhibited
+	ChangeReopened    Change = "reopened"   // Reopened went up
+	ChangeResolved    Change = "resolved"   // Status became resolved
+	ChangeUpdated     Change = "updated"    // anything else (more VMs, a new runbook)
 )
 
 // Changes lists what changed from prev (the version last posted, nil when
@@ -68,11 +71,14 @@ func Changes(prev *model.Incident, cur model.Incident) []Change {
 	if cur.AckedBy != "" && cur.AckedBy != prev.AckedBy {
 		out = append(out, ChangeAcked)
 	}
-	if cur.Approval != prev.Approval {
+	if cur.Approval != prev.Approval || cur.Remedy != prev.Remedy {
 		out = append(out, ChangeApproval)
 	}
 	if cur.Ticket != "" && cur.Ticket != prev.Ticket {
 		out = append(out, ChangeTicket)
+	}
+	if cur.TicketError != "" && cur.TicketError != prev.TicketError {
+		out = append(out, ChangeTicketError)
 	}
 	muted := func(i *model.Incident) bool { return i.Silenced || i.InhibitedBy != "" }
 	switch {
@@ -139,6 +145,10 @@ type NotifierOptions struct {
 	// MinBackoff and MaxBackoff bound the wait between retries of a failed
 	// post or read (defaults 1s and 1m); the wait doubles each attempt.
 	MinBackoff, MaxBackoff time.Duration
+	// Fixes, if set, gives each posted incident how earlier incidents of
+	// its cause were fixed (IncidentView.PreviousFixes). A failed look-up
+	// is logged and the incident posted without them.
+	Fixes FixSource
 	// ShouldPost decides whether a change is worth posting; see
 	// DefaultShouldPost, the default.
 	ShouldPost func(prev *model.Incident, cur model.Incident) bool
@@ -374,7 +384,13 @@ func (n *Notifier) deliver(ctx context.Context, inc model.Incident) error {
 		n.remember(k, inc, false)
 		return nil
 	}
-	note := Notification{View: NewIncidentView(inc), Previous: k.posted, Changes: Changes(k.posted, inc)}
+	view := NewIncidentView(inc)
+	fixes, err := previousFixes(ctx, n.opts.Fixes, inc.ID, inc.Cause)
+	if err != nil {
+		log.Warn("previous fixes unavailable; posting without them", "cause", inc.Cause, "err", err)
+	}
+	view.PreviousFixes = fixes
+	note := Notification{View: view, Previous: k.posted, Changes: Changes(k.posted, inc)}
 	for attempt := 1; ; attempt++ {
 		err := n.opts.Poster.Post(ctx, note)
 		if err == nil {

@@ -299,6 +299,12 @@ func TestChanges(t *testing.T) {
 		{name: "nothing notable", prev: &base, change: func(i *model.Incident) { i.VMs = append(i.VMs, "vm-9") }, want: []bot.Change{bot.ChangeUpdated}},
 		{name: "approved", prev: &base, change: func(i *model.Incident) { i.Approval = model.ApprovalApproved }, want: []bot.Change{bot.ChangeApproval}},
 		{name: "reopened", prev: &base, change: func(i *model.Incident) { i.Reopened = 1 }, want: []bot.Change{bot.ChangeReopened}},
+		{name: "jira refused the ticket", prev: &base, change: func(i *model.Incident) { i.TicketError = "jira: create issue: HTTP 400: priority: invalid" },
+			want: []bot.Change{bot.ChangeTicketError}},
+		{name: "same refusal again is only an update", prev: ptr(version(base, 1, func(i *model.Incident) { i.TicketError = "refused" })),
+			change: func(i *model.Incident) { i.TicketError = "refused"; i.VMs = append(i.VMs, "vm-9") }, want: []bot.Change{bot.ChangeUpdated}},
+		{name: "ticket created after a refusal", prev: ptr(version(base, 1, func(i *model.Incident) { i.Ticket, i.TicketError = "", "refused" })),
+			change: func(i *model.Incident) { i.Ticket = "OPS-9" }, want: []bot.Change{bot.ChangeTicket}},
 		{name: "inhibited then not", prev: ptr(version(base, 1, func(i *model.Incident) { i.InhibitedBy = "inc-1" })),
 			want: []bot.Change{bot.ChangeUnsilenced}},
 	}

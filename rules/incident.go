@@ -399,11 +399,12 @@ func (e *Engine) refresh(ctx context.Context, st *incState) {
 }
 
 // mergeStored takes from a newer stored copy the fields that writers other
-// than this engine own: the ticket, the approval decision, the
+// than this engine own: the ticket (and Jira's refusal of it), the approval decision, the
 // acknowledgement, and the escalation level another replica raised. The
 // version becomes the stored one, so that the next save applies.
 func mergeStored(inc, cur *model.Incident) {
-	inc.Ticket, inc.TicketURL = cur.Ticket, cur.TicketURL
+	inc.Ticket, inc.TicketURL, inc.TicketError = cur.Ticket, cur.TicketURL, cur.TicketError
+	inc.Remedy = cur.Remedy
 	if cur.Approval != model.ApprovalPending && cur.Approval != "" {
 		inc.Approval = cur.Approval
 	}

@@ -448,13 +448,15 @@ func TestVersionConflictKeepsOtherWritersFields(t *testing.T) {
 	inc := h.one("vm-down")
 	// The ticket path saves the incident behind the engine's back.
 	inc.Ticket = "OPS-7"
+	inc.TicketError = "jira: comment on OPS-7: HTTP 403: no permission"
 	if err := h.store.SaveIncident(context.Background(), &inc); err != nil {
 		t.Fatal(err)
 	}
 	h.observe(h.vm("vm-1", "host-2", model.StateCrashed, nil)) // moves: the incident changes
 	got := h.one("vm-down")
-	if got.Ticket != "OPS-7" || got.Host != "host-2" {
-		t.Fatalf("after a conflict: ticket %q host %q, want OPS-7 and host-2", got.Ticket, got.Host)
+	if got.Ticket != "OPS-7" || got.Host != "host-2" || got.TicketError != inc.TicketError {
+		t.Fatalf("after a conflict: ticket %q host %q ticket error %q, want OPS-7, host-2 and %q",
+			got.Ticket, got.Host, got.TicketError, inc.TicketError)
 	}
 }
 

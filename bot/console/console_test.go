@@ -59,6 +59,7 @@ func TestRenderNotification(t *testing.T) {
 		inc     model.Incident
 		changes []bot.Change
 		color   bool
+		fixes   []bot.Fix
 	}{
 		{name: "host-hardware-fault", inc: bottest.HostFault},
 		{name: "host-hardware-fault-color", inc: bottest.HostFault, color: true},
@@ -80,6 +81,18 @@ func TestRenderNotification(t *testing.T) {
 		{name: "muted-by-host", inc: bottest.HeartbeatLoss, changes: []bot.Change{bot.ChangeSilenced}},
 		{name: "reopened", inc: with(bottest.GuestCrash, func(i *model.Incident) { i.Reopened = 2 }), changes: []bot.Change{bot.ChangeReopened}},
 		{name: "updated", inc: with(bottest.HostFault, func(i *model.Incident) { i.VMs = append(i.VMs, "vm-0052") }), changes: []bot.Change{bot.ChangeUpdated}},
+		{name: "fixed-before", inc: bottest.HostFault, fixes: []bot.Fix{
+			{Incident: "inc-31", Text: "Replaced DIMM B2 after ipmitool sel list showed ECC on it", Author: "U0ALICE", Time: bottest.Now.Add(-50 * time.Hour)},
+			{Incident: "inc-12", Text: "reseated the NIC\x1b[2J\n10:00:00 [RESOLVED] fake line", Author: "bob", Time: bottest.Now.Add(-20 * 24 * time.Hour)},
+		}},
+		{name: "ticket-refused", inc: with(bottest.GuestCrash, func(i *model.Incident) {
+			i.Ticket, i.TicketURL = "", ""
+			i.TicketError = "jira: create issue: HTTP 400: priority: Priority name 'Urgent' is not valid (check VMTRIAGE_JIRA_PRIORITIES)"
+		}), changes: []bot.Change{bot.ChangeTicketError}},
+		{name: "opened-ticket-refused", inc: with(bottest.GuestCrash, func(i *model.Incident) {
+			i.Ticket, i.TicketURL = "", ""
+			i.TicketError = "jira: create issue: HTTP 403: you may not create issues in OPS"
+		})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,7 +100,9 @@ func TestRenderNotification(t *testing.T) {
 			if changes == nil {
 				changes = []bot.Change{bot.ChangeOpened}
 			}
-			n := bot.Notification{View: bot.NewIncidentView(tt.inc), Changes: changes}
+			v := bot.NewIncidentView(tt.inc)
+			v.PreviousFixes = tt.fixes
+			n := bot.Notification{View: v, Changes: changes}
 			golden(t, "notify-"+tt.name, RenderNotification(n, bottest.Now.Add(5*time.Second), tt.color))
 		})
 	}

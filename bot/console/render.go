@@ -224,6 +224,8 @@ func RenderNotification(n bot.Notification, at time.Time, color bool) string {
 				text += " " + clean(v.TicketURL)
 			}
 			b.WriteString(line("[TICKET]", "", text))
+		case bot.ChangeTicketError:
+			b.WriteString(line("[TICKET]", red, clean(v.TicketProblem())+" — fix it, then "+bot.Prefix+" "+clean(bot.CommandText("ticket", v.ID))))
 		case bot.ChangeSilenced:
 			why := "silenced"
 			if v.Incident.InhibitedBy != "" {
@@ -266,6 +268,12 @@ func writeDetails(b *strings.Builder, p painter, indent string, v bot.IncidentVi
 	}
 	if len(see) > 0 {
 		fields = append(fields, bot.Field{Key: "see", Value: strings.Join(see, " · ")})
+	}
+	if p := v.TicketProblem(); p != "" {
+		fields = append(fields, bot.Field{Key: "jira", Value: p})
+	}
+	for _, f := range v.PreviousFixes {
+		fields = append(fields, bot.Field{Key: "fixed before", Value: f.Line()})
 	}
 	for _, note := range v.Notes {
 		fields = append(fields, bot.Field{Key: "note", Value: note})

@@ -350,12 +350,44 @@ func ReplyBlocks(r bot.Reply) ([]goslack.Block, string) {
 	return finish(content, actions, notes, ""), cut(title, maxFallbackText, cutNote)
 }
 
+// maxFixText bounds each previous fix in an incident message, so a few
+// long notes cannot crowd out the incident itself; the runbook page shows
+// them whole.
+const maxFixText = 500
+
+// fixLines shows previous fixes under their heading, one bullet each:
+// the note (escaped, cut), then who wrote it, on which incident and when.
+// Authors are shown as text, not mentions, so that every new incident of
+// the cause does not ping them.
+func fixLines(fixes []bot.Fix) []string {
+	lines := []string{"*" + bot.FixedBeforeHeading + ":*"}
+	for _, f := range fixes {
+		l := "• " + cut(esc(f.Text), maxFixText, "")
+		var meta []string
+		if f.Author != "" {
+			meta = append(meta, esc(f.Author))
+		}
+		if f.Incident != "" {
+			meta = append(meta, "on "+esc(f.Incident))
+		}
+		if !f.Time.IsZero() {
+			meta = append(meta, f.Time.UTC().Format("2006-01-02"))
+		}
+		if len(meta) > 0 {
+			l += " _(" + strings.Join(meta, ", ") + ")_"
+		}
+		lines = append(lines, l)
+	}
+	return lines
+}
+
 // IncidentBlocks renders an incident as the Block Kit message that stands
 // for it in a channel, with the fallback text for notifications: a header
 // (severity or RESOLVED, and the headline), the rules' summary, what and
 // why side by side (where, status, cause, who set it off, the host's state
 // in that period, the platform event), what vmtriage proposes and whether
-// it needs approval, runbook and ticket links, the affected VMs (collapsed
+// it needs approval, runbook and ticket links (or why Jira refused the
+// ticket), how earlier incidents of its cause were fixed, the affected VMs (collapsed
 // when many), where it stands (escalation level and who is notified, who
 // acknowledged, notes), the buttons, and a footer with the incident's ID
 // and version.
@@ -426,7 +458,13 @@ func IncidentBlocks(v bot.IncidentView) ([]goslack.Block, string) {
 		}
 		todo = append(todo, "*Ticket:* "+t)
 	}
+	if p := v.TicketProblem(); p != "" {
+		todo = append(todo, ":warning: "+esc(p)+" — fix what it names, then `/triage ticket "+esc(v.ID)+"`")
+	}
 	content = append(content, lineSections(todo)...)
+	if len(v.PreviousFixes) > 0 {
+		content = append(content, lineSections(fixLines(v.PreviousFixes))...)
+	}
 
 	if items, more := v.VMs.Shown(); len(items) > 1 || (len(items) == 1 && !strings.HasPrefix(v.Where, items[0])) {
 		names := make([]string, len(items))

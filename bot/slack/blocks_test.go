@@ -507,6 +507,10 @@ func TestFollowUpGolden(t *testing.T) {
 		{"unsilenced", bottest.GuestCrash, []bot.Change{bot.ChangeUnsilenced}},
 		{"reopened", with(bottest.GuestCrash, func(i *model.Incident) { i.Reopened = 2 }), []bot.Change{bot.ChangeReopened}},
 		{"updated", with(bottest.HostFault, func(i *model.Incident) { i.VMs = append(i.VMs, "vm-0052") }), []bot.Change{bot.ChangeUpdated}},
+		{"ticket-refused", with(bottest.GuestCrash, func(i *model.Incident) {
+			i.Ticket, i.TicketURL = "", ""
+			i.TicketError = "jira: create issue: HTTP 400: priority: Priority name 'Urgent <!channel>' is not valid (check VMTRIAGE_JIRA_PRIORITIES)"
+		}), []bot.Change{bot.ChangeTicketError}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -528,4 +532,65 @@ func TestFollowUpGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// previousFixes are resolution notes of earlier incidents, one of them
+// with text that must not become mrkdwn, a mention or a link.
+func previousFixes() []bot.Fix {
+	return []bot.Fix{
+		{Incident: "inc-31", Text: "Replaced DIMM B2 after `ipmitool sel list` showed ECC on it; evacuated first.", Author: "U0ALICE",
+			Time: time.Date(2026, 11, 20, 3, 12, 0, 0, time.UTC)},
+		{Incident: "inc-12", Text: "*bold* <!channel> <https://evil.example|click> & reseated the NIC", Author: "bob <@U0ADMIN>",
+			Time: time.Date(2026, 11, 2, 14, 0, 0, 0, time.UTC)},
+	}
+}
+
+// TestIncidentBlocksFixesAndTicketError covers what the ticket worker and
+// the knowledge base add to an incident message: why Jira refused its
+// ticket, and how earlier incidents of its cause were fixed.
+func TestIncidentBlocksFixesAndTicketError(t *testing.T) {
+	tests := []struct {
+		name  string
+		inc   model.Incident
+		fixes []bot.Fix
+	}{
+		{name: "fixed-before", inc: bottest.HostFault, fixes: previousFixes()},
+		{name: "ticket-refused", inc: with(bottest.GuestCrash, func(i *model.Incident) {
+			i.Ticket, i.TicketURL = "", ""
+			i.TicketError = "jira: create issue: HTTP 400: priority: Priority name 'Urgent <!channel>' is not valid (check VMTRIAGE_JIRA_PRIORITIES)"
+		})},
+		{name: "ticket-update-refused", inc: with(bottest.HostFault, func(i *model.Incident) {
+			i.TicketError = "jira: comment on OPS-123: HTTP 403: You do not have the permission to comment on this issue"
+		})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := bot.NewIncidentView(tt.inc)
+			v.PreviousFixes = tt.fixes
+			blocks, text := IncidentBlocks(v)
+			checkLimits(t, blocks, text)
+			golden(t, "incident-"+tt.name, blocks, text)
+			js, err := json.Marshal(blocks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, bad := range []string{"<!channel>", "<https://evil", "<@U0ADMIN>"} {
+				if strings.Contains(string(js), bad) {
+					t.Errorf("outside text %q reached the blocks unescaped", bad)
+				}
+			}
+		})
+	}
+	t.Run("long fixes stay within limits", func(t *testing.T) {
+		v := bot.NewIncidentView(bottest.HostFault)
+		for i := range 3 {
+			v.PreviousFixes = append(v.PreviousFixes, bot.Fix{Incident: fmt.Sprintf("inc-%d", i), Text: strings.Repeat("é<", 1000)})
+		}
+		blocks, text := IncidentBlocks(v)
+		checkLimits(t, blocks, text)
+		js, _ := json.Marshal(blocks)
+		if n := strings.Count(string(js), "…"); n < 3 {
+			t.Errorf("%d cut marks, want each of the 3 long fixes cut", n)
+		}
+	})
 }

@@ -297,6 +297,8 @@ func followUpText(v bot.IncidentView, changes []bot.Change) (text string, broadc
 				t = link(v.TicketURL, v.Ticket)
 			}
 			lines = append(lines, ":ticket: Ticket "+t+".")
+		case bot.ChangeTicketError:
+			lines = append(lines, ":warning: "+esc(v.TicketProblem())+". Fix what it names, then run `/triage ticket "+esc(v.ID)+"`.")
 		case bot.ChangeSilenced:
 			if inc.InhibitedBy != "" {
 				lines = append(lines, ":mute: Muted by "+esc(inc.InhibitedBy)+" (the host's incident).")

@@ -131,7 +131,15 @@ type Incident struct {
 	AckedAt    time.Time `json:"acked_at,omitzero"`
 	Ticket     string    `json:"ticket"`
 	TicketURL  string    `json:"ticket_url,omitempty"`
-	Runbooks   []string  `json:"runbooks"`
+	// TicketError is why Jira refused the incident's ticket (or an update
+	// of it) in words that say what to change; set by the ticket worker,
+	// cleared once a ticket is created or an update goes through.
+	TicketError string   `json:"ticket_error,omitempty"`
+	Runbooks    []string `json:"runbooks"`
+	// Services lists the services the incident's VMs belong to and how
+	// badly each is hit, worst first, from the inventory and the current
+	// placement; empty when no VM of it is in the inventory.
+	Services []ServiceImpact `json:"services,omitempty"`
 	// Silenced is true while a silence matches; the incident is still
 	// recorded and counted, only not notified.
 	Silenced bool `json:"silenced"`
@@ -143,6 +151,9 @@ type Incident struct {
 	// incident's VMs (e.g. planned maintenance): remedies must refuse a
 	// manual restart or migration, which would fight the platform's.
 	PlatformRecovery bool `json:"platform_recovery,omitempty"`
+	// Remedy says in one line where the incident's remedy stands (its id,
+	// state, approvals, plan or result); the remedy path writes it.
+	Remedy string `json:"remedy,omitempty"`
 	// Escalation names the escalation policy; Targets are the recipients of
 	// the current Level, as "kind:value" (channel:#ops, usergroup:S0PAY,
 	// user:U123, jira-priority:Highest).
