@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,6 +61,9 @@ type Tickets struct {
 	auto     map[model.Severity]bool
 	state    stepState
 	m        *metrics
+	// ownErrorSaves maps an incident ID to the version this process saved
+	// to show Jira's refusal of its ticket (see showError).
+	ownErrorSaves sync.Map
 }
 
 // New checks opts and returns Tickets; call Run to follow incidents.
@@ -258,8 +262,12 @@ func (t *Tickets) sync(ctx context.Context, op TicketOp) error {
 			}
 			return nil
 		}
+		if !op.Force && t.ownErrorSave(&inc, &rec) {
+			log.Debug("ticket creation refused for this version; waiting for a change or /triage ticket")
+			return nil
+		}
 		if err := t.ensure(ctx, log, &inc, &rec); err != nil {
-			return t.failed(ctx, log, &rec, err)
+			return t.failed(ctx, log, &inc, &rec, err)
 		}
 	}
 	if inc.Ticket != rec.Key || inc.TicketURL != rec.URL {
@@ -283,7 +291,7 @@ func (t *Tickets) sync(ctx context.Context, op TicketOp) error {
 			return err
 		}
 		if err != nil {
-			return t.failed(ctx, log, &rec, err)
+			return t.failed(ctx, log, &inc, &rec, err)
 		}
 		return t.opts.Store.SaveTicketRecord(ctx, &rec)
 	}
@@ -408,28 +416,21 @@ func (t *Tickets) record(ctx context.Context, rec *TicketRecord, key string, inc
 	return t.setIncidentTicket(ctx, inc, rec.Key, rec.URL)
 }
 
-// setIncidentTicket stores the key and URL on the incident, reloading and
-// retrying when another writer (the rules engine) saved it in between.
+// setIncidentTicket stores the key and URL on the incident, and clears an
+// earlier refusal (the ticket exists now), reloading and retrying when
+// another writer (the rules engine) saved it in between.
 func (t *Tickets) setIncidentTicket(ctx context.Context, inc *model.Incident, key, url string) error {
-	for range 10 {
-		if inc.Ticket == key && inc.TicketURL == url {
-			return nil
+	err := t.updateIncident(ctx, inc, func(i *model.Incident) bool {
+		if i.Ticket == key && i.TicketURL == url && i.TicketError == "" {
+			return false
 		}
-		inc.Ticket, inc.TicketURL = key, url
-		err := t.opts.Store.SaveIncident(ctx, inc)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("store ticket %s on %s: %w", key, inc.ID, err)
-		}
-		cur, gerr := t.opts.Store.Incident(ctx, inc.ID)
-		if gerr != nil {
-			return fmt.Errorf("store ticket %s on %s: %w", key, inc.ID, gerr)
-		}
-		*inc = cur
+		i.Ticket, i.TicketURL, i.TicketError = key, url, ""
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("store ticket %s on %s: %w", key, inc.ID, err)
 	}
-	return fmt.Errorf("store ticket %s on %s: %w ten times in a row", key, inc.ID, store.ErrConflict)
+	return nil
 }
 
 // period finds the host's collection period in which the incident started.
@@ -492,11 +493,21 @@ func (t *Tickets) follow(ctx context.Context, log *slog.Logger, inc *model.Incid
 	// this update).
 	rec.Synced = baselineKeepStatus(*inc)
 	rec.Done = slices.DeleteFunc(rec.Done, func(id string) bool { return !strings.HasPrefix(strings.TrimPrefix(id, "?"), "note-") })
-	if permanent == nil {
+	if permanent == nil && len(steps) > 0 {
+		// Only an update that went through ends a refusal: a change
+		// with nothing to do (such as showing the refusal on the
+		// incident) leaves it standing.
 		rec.Error, rec.ErrorAt = "", time.Time{}
 	}
 	if err := t.opts.Store.SaveTicketRecord(ctx, rec); err != nil {
 		return err
+	}
+	switch {
+	case permanent != nil:
+		t.showError(ctx, log, *inc, rec.Error)
+	case len(steps) > 0:
+		// An update went through: an earlier refusal is over.
+		t.showError(ctx, log, *inc, "")
 	}
 	return permanent
 }
@@ -518,9 +529,9 @@ func (t *Tickets) apply(ctx context.Context, key string, s step) error {
 	return t.jira.transition(ctx, key, names, *s.move)
 }
 
-// failed records a permanent error on the ticket record and logs it; a
-// temporary one is returned as is for a retry.
-func (t *Tickets) failed(ctx context.Context, log *slog.Logger, rec *TicketRecord, err error) error {
+// failed records a permanent error on the ticket record and on the
+// incident, and logs it; a temporary one is returned as is for a retry.
+func (t *Tickets) failed(ctx context.Context, log *slog.Logger, inc *model.Incident, rec *TicketRecord, err error) error {
 	if temporary(err) || errors.Is(err, ErrNotFound) {
 		return err
 	}
@@ -528,6 +539,7 @@ func (t *Tickets) failed(ctx context.Context, log *slog.Logger, rec *TicketRecor
 	if serr := t.opts.Store.SaveTicketRecord(ctx, rec); serr != nil {
 		log.Warn("save ticket error", "err", serr)
 	}
+	t.showError(ctx, log, *inc, rec.Error)
 	return err
 }
 
