@@ -136,7 +136,7 @@ func TestComputeHostsDaysIncidents(t *testing.T) {
 			{Kind: model.KindVM, Severity: model.SeverityMedium, Status: model.StatusFiring, StartedAt: at(10), FiringAt: at(10)},
 			{Kind: model.KindHost, Severity: model.SeverityCritical, Status: model.StatusResolved, StartedAt: at(10),
 				FiringAt: at(10), AckedAt: at(12), ResolvedAt: at(70)},
-			{Kind: model.KindVM, Severity: model.SeverityLow, Status: model.StatusPending, StartedAt: at(10)}, // never fired
+			{Kind: model.KindVM, Severity: model.SeverityLow, Status: model.StatusPending, StartedAt: at(10)},   // never fired
 			{Kind: model.KindVM, Severity: model.SeverityLow, Status: model.StatusResolved, StartedAt: at(-10)}, // before
 		},
 	})
