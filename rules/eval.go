@@ -218,6 +218,11 @@ func (e *Engine) observeService(o *model.Observation) {
 	src := f.source(o.Source)
 	e.seen(src, o.TimeGenerated)
 	h := f.host(o.Host)
+	if h.site == "" {
+		// As a VM's report does: a host known only through its services
+		// (a registered site's pseudo-host) still belongs to a site.
+		h.site = o.Site
+	}
 	var s *serviceRec
 	for _, x := range h.services {
 		if x.name == o.ID {
