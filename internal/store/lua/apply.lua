@@ -104,7 +104,11 @@ while i <= n do
     -- a host record without a state carries facts only
     local reported = state
     if reported == '' then reported = cur[2] or '' end
-    if cgen and gen < cgen then
+    if state == '' and nf == 0 then
+      -- a heartbeat (a host record with neither state nor facts) proves the
+      -- host alive to the rules engine; like a VM's, it changes nothing here
+      -- and its time must not make a later report look stale
+    elseif cgen and gen < cgen then
       stale = stale + 1
     elseif cgen == gen and (cur[2] or '') == reported and csite == site
         and cur[5] == event and cur[6] == source then
