@@ -237,7 +237,8 @@ func Compute(in Input) Report {
 	if in.Site != "" {
 		fleet.name = in.Site
 	}
-	vms := make(map[string]*acc)
+	vms := make(map[string]*acc, len(in.Outages)/2)
+	var vmOrder []*acc // first seen first, so sorted input stays sorted
 	hosts := make(map[string]*acc)
 	hostVMSeen := make(map[string]map[string]struct{})
 	sites := make(map[string]*acc)
@@ -264,6 +265,7 @@ func Compute(in Input) Report {
 		if v == nil {
 			v = &acc{name: o.VM, host: o.Host, site: o.Site, vms: 1}
 			vms[o.VM] = v
+			vmOrder = append(vmOrder, v)
 		}
 		v.add(o, clipped, end, in.From)
 		if o.Host != "" {
@@ -305,7 +307,7 @@ func Compute(in Input) Report {
 	}
 	slices.SortFunc(rep.Sites, func(a, b Availability) int { return cmp.Compare(a.Name, b.Name) })
 	rep.VMs = make([]Availability, 0, len(vms))
-	for _, v := range vms {
+	for _, v := range vmOrder {
 		a := v.availability(period)
 		rep.VMs = append(rep.VMs, a)
 		if a.UptimePercent < target {
@@ -318,7 +320,9 @@ func Compute(in Input) Report {
 		}
 	}
 	byName := func(a, b Availability) int { return cmp.Compare(a.Name, b.Name) }
-	slices.SortFunc(rep.VMs, byName)
+	if !slices.IsSortedFunc(rep.VMs, byName) { // the store lists intervals by VM
+		slices.SortFunc(rep.VMs, byName)
+	}
 	slices.SortFunc(rep.Hosts, byName)
 	byBreach := func(a, b Breach) int {
 		return cmp.Or(cmp.Compare(a.UptimePercent, b.UptimePercent), cmp.Compare(a.VM, b.VM))
@@ -343,17 +347,25 @@ func Compute(in Input) Report {
 	return rep
 }
 
-// worstOf returns up to n entries with the most downtime, ties by name.
+// worstOf returns up to n entries with the most downtime, ties by name. It
+// selects rather than sorts: n is small and all may hold 100,000 VMs.
 func worstOf(all []Availability, n int) []Availability {
-	out := slices.Clone(all)
-	slices.SortStableFunc(out, func(a, b Availability) int {
-		return cmp.Or(cmp.Compare(b.DowntimeMinutes, a.DowntimeMinutes), cmp.Compare(a.Name, b.Name))
-	})
-	if len(out) > n {
-		out = out[:n]
+	worse := func(a, b *Availability) bool {
+		return a.DowntimeMinutes > b.DowntimeMinutes || a.DowntimeMinutes == b.DowntimeMinutes && a.Name < b.Name
 	}
-	if out == nil {
-		out = []Availability{}
+	out := make([]Availability, 0, n+1)
+	for i := range all {
+		if len(out) == n && !worse(&all[i], &out[n-1]) {
+			continue
+		}
+		j := len(out)
+		for j > 0 && worse(&all[i], &out[j-1]) {
+			j--
+		}
+		out = slices.Insert(out, j, all[i])
+		if len(out) > n {
+			out = out[:n]
+		}
 	}
 	return out
 }

@@ -1,0 +1,66 @@
+package outage
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/vmtriage/vmtriage/internal/store"
+)
+
+// benchInput is 100,000 VMs on 2,500 hosts in 10 sites, with 30 days of
+// outage intervals: three per VM on average (300,000), every attribution.
+func benchInput() Input {
+	const vms, days = 100_000, 30
+	rng := rand.New(rand.NewPCG(1, 2))
+	from := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	to := from.Add(days * 24 * time.Hour)
+	in := Input{From: from, To: to, Now: to, VMs: vms, HostVMs: map[string]int{}, SiteVMs: map[string]int{}}
+	in.Outages = make([]store.Outage, 0, 3*vms)
+	for v := range vms {
+		host := fmt.Sprintf("host-%04d", v%2500)
+		site := fmt.Sprintf("pod-%d", v%10)
+		in.HostVMs[host]++
+		in.SiteVMs[site]++
+		start := from.Add(time.Duration(rng.Int64N(int64(10 * 24 * time.Hour))))
+		for range 1 + rng.IntN(5) {
+			d := time.Duration(1+rng.IntN(120)) * time.Minute
+			in.Outages = append(in.Outages, store.Outage{VM: fmt.Sprintf("vm-%06d", v), Host: host, Site: site,
+				Start: start, End: start.Add(d), Attribution: string(Attributions[rng.IntN(len(Attributions))])})
+			start = start.Add(d + time.Duration(rng.Int64N(int64(6*24*time.Hour))))
+		}
+	}
+	return in
+}
+
+// BenchmarkCompute30Days100kVMs computes the fleet report over 30 days of
+// intervals of 100,000 VMs.
+func BenchmarkCompute30Days100kVMs(b *testing.B) {
+	in := benchInput()
+	want := 0
+	for i := range in.Outages {
+		if in.Outages[i].Start.Before(in.To) {
+			want++
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		rep := Compute(in)
+		if rep.Fleet.Outages != want {
+			b.Fatalf("counted %d outages, want %d", rep.Fleet.Outages, want)
+		}
+	}
+	b.ReportMetric(float64(len(in.Outages)), "intervals")
+}
+
+// BenchmarkCompute30Days100kVMsSite is the same for one site of ten.
+func BenchmarkCompute30Days100kVMsSite(b *testing.B) {
+	in := benchInput()
+	in.Site, in.VMs = "pod-3", in.SiteVMs["pod-3"]
+	b.ReportAllocs()
+	for b.Loop() {
+		Compute(in)
+	}
+}
