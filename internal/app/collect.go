@@ -4,13 +4,20 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"os"
+	"slices"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"gopkg.in/yaml.v3"
 
 	"github.com/vmtriage/vmtriage/collectors/alertmanager"
 	"github.com/vmtriage/vmtriage/collectors/azurehealth"
 	"github.com/vmtriage/vmtriage/collectors/heartbeat"
+	"github.com/vmtriage/vmtriage/collectors/libvirt"
+	promcol "github.com/vmtriage/vmtriage/collectors/prometheus"
 	"github.com/vmtriage/vmtriage/internal/clock"
 	"github.com/vmtriage/vmtriage/internal/config"
 	"github.com/vmtriage/vmtriage/internal/store"
@@ -74,5 +81,79 @@ func newCollectors(cfg config.Config, st *store.Store, clk clock.Clock, log *slo
 		}
 		p.runners = append(p.runners, runner{"azure resource health", az.Run})
 	}
+	if cfg.LibvirtURIs != "" {
+		targets, err := libvirt.ParseTargets(cfg.LibvirtURIs)
+		if err != nil {
+			return p, fmt.Errorf("VMTRIAGE_LIBVIRT_URIS: %w", err)
+		}
+		lc, err := libvirt.New(libvirt.Options{
+			Targets: targets, Site: cfg.LibvirtSite, Interval: cfg.LibvirtInterval, RPCTimeout: cfg.LibvirtRPCTimeout,
+			Sink: st, Clock: clk, Logger: log.With("component", "libvirt"), Registerer: reg,
+		})
+		if err != nil {
+			return p, fmt.Errorf("VMTRIAGE_LIBVIRT_URIS: %w", err)
+		}
+		p.runners = append(p.runners, runner{"libvirt collector", lc.Run})
+	}
+
+	if cfg.PrometheusURL != "" || cfg.PrometheusScrapeTargets != "" {
+		pc, err := newPrometheus(cfg, st, clk, log, reg)
+		if err != nil {
+			return p, err
+		}
+		p.runners = append(p.runners, runner{"prometheus collector", pc.Run})
+	}
 	return p, nil
+}
+
+// newPrometheus builds the host hardware collector from the PROMETHEUS_*
+// variables; each error names the variable at fault.
+func newPrometheus(cfg config.Config, st *store.Store, clk clock.Clock, log *slog.Logger, reg prometheus.Registerer) (*promcol.Collector, error) {
+	hosts, err := promcol.ParseHosts(cfg.PrometheusHosts)
+	if err != nil {
+		return nil, fmt.Errorf("VMTRIAGE_PROMETHEUS_HOSTS: %w", err)
+	}
+	targets, err := promcol.ParseTargets(cfg.PrometheusScrapeTargets)
+	if err != nil {
+		return nil, fmt.Errorf("VMTRIAGE_PROMETHEUS_SCRAPE_TARGETS: %w", err)
+	}
+	var queries map[string]string
+	if cfg.PrometheusQueries != "" {
+		if queries, err = loadQueries(cfg.PrometheusQueries); err != nil {
+			return nil, fmt.Errorf("VMTRIAGE_PROMETHEUS_QUERIES: %w", err)
+		}
+	}
+	scrape := promcol.DefaultScrapeRules()
+	if cfg.PrometheusScrapeFormat == "telegraf" {
+		scrape = promcol.TelegrafScrapeRules()
+	}
+	pc, err := promcol.New(promcol.Options{
+		URL: cfg.PrometheusURL, BearerToken: cfg.PrometheusToken, Hosts: hosts, Site: cfg.PrometheusSite,
+		Queries: queries, Interval: cfg.PrometheusInterval, Targets: targets, ScrapeRules: scrape,
+		Sink: st, Clock: clk, Logger: log.With("component", "prometheus"), Registerer: reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start prometheus collector: %w", err)
+	}
+	return pc, nil
+}
+
+// loadQueries reads a YAML file of fact: PromQL. Unknown facts are refused
+// by name, so a misspelt fact does not silently keep its default.
+func loadQueries(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var q map[string]string
+	if err := yaml.Unmarshal(b, &q); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	known := promcol.Facts()
+	for _, fact := range slices.Sorted(maps.Keys(q)) {
+		if !slices.Contains(known, fact) {
+			return nil, fmt.Errorf("%s: unknown fact %q (known: %s)", path, fact, strings.Join(known, ", "))
+		}
+	}
+	return q, nil
 }

@@ -97,6 +97,20 @@ type Config struct {
 	AlertmanagerToken   Secret            `env:"ALERTMANAGER_TOKEN" help:"Bearer token POST /v1/alertmanager requires; empty requires none."`
 	LatencyWindow       time.Duration     `env:"LATENCY_WINDOW, default=15m" help:"How far back GET /v1/latency and /triage latency look."`
 
+	// libvirt and Prometheus collectors.
+	LibvirtURIs             string        `env:"LIBVIRT_URIS" help:"libvirtd connections, host=uri,... (qemu+tls://, qemu+tcp://, a unix socket path); empty turns the libvirt collector off."`
+	LibvirtSite             string        `env:"LIBVIRT_SITE" help:"Site of the libvirt hosts."`
+	LibvirtInterval         time.Duration `env:"LIBVIRT_INTERVAL, default=1m" help:"Time between full libvirt listings (keep equal to the rules' period); lifecycle events arrive in between."`
+	LibvirtRPCTimeout       time.Duration `env:"LIBVIRT_RPC_TIMEOUT, default=30s" help:"Bound on every call to a libvirtd; past it the connection is closed and retried."`
+	PrometheusURL           string        `env:"PROMETHEUS_URL" help:"Prometheus server whose PromQL gives host hardware facts per period; empty runs no queries."`
+	PrometheusToken         Secret        `env:"PROMETHEUS_TOKEN" help:"Bearer token sent to VMTRIAGE_PROMETHEUS_URL."`
+	PrometheusHosts         string        `env:"PROMETHEUS_HOSTS" help:"instance=host,... naming hosts by their instance label; unlisted instances name the host without the port."`
+	PrometheusSite          string        `env:"PROMETHEUS_SITE" help:"Site of the hosts Prometheus reports."`
+	PrometheusInterval      time.Duration `env:"PROMETHEUS_INTERVAL, default=1m" help:"Time between Prometheus polls (keep equal to the rules' period)."`
+	PrometheusQueries       string        `env:"PROMETHEUS_QUERIES" help:"YAML file of fact: PromQL replacing the node_exporter defaults (facts ecc_corrected, ecc_uncorrected, mce, disk_errors, temp_c, nic_up, psu_ok, storage_reachable, network_reachable; \"-\" turns one off)."`
+	PrometheusScrapeTargets string        `env:"PROMETHEUS_SCRAPE_TARGETS" help:"Exporters scraped directly, host=url,... (node_exporter :9100, Telegraf :9273)."`
+	PrometheusScrapeFormat  string        `env:"PROMETHEUS_SCRAPE_FORMAT, default=node_exporter" help:"What the scrape targets are: node_exporter or telegraf."`
+
 	Approvers []string `env:"APPROVERS" help:"Slack user or user-group IDs allowed to approve remedies (comma-separated). Empty: nobody can approve."`
 	Operators []string `env:"OPERATORS" help:"Slack user or user-group IDs allowed to ack and silence (comma-separated). Empty: everyone in the channel."`
 
@@ -287,6 +301,17 @@ func (c *Config) validateCollectors(bad func(name, format string, args ...any)) 
 	}
 	if c.AzureInterval < 10*time.Second {
 		bad("AZURE_INTERVAL", "%s is shorter than 10s (Azure throttles)", c.AzureInterval)
+	}
+	if c.PrometheusScrapeFormat != "node_exporter" && c.PrometheusScrapeFormat != "telegraf" {
+		bad("PROMETHEUS_SCRAPE_FORMAT", "%q is not node_exporter or telegraf", c.PrometheusScrapeFormat)
+	}
+	if c.PrometheusURL != "" {
+		if u, err := url.ParseRequestURI(c.PrometheusURL); err != nil || u.Host == "" {
+			bad("PROMETHEUS_URL", "%q is not a URL", c.PrometheusURL)
+		}
+	}
+	if c.LibvirtRPCTimeout < time.Second {
+		bad("LIBVIRT_RPC_TIMEOUT", "%s is shorter than 1s", c.LibvirtRPCTimeout)
 	}
 	if c.LatencyWindow < time.Minute {
 		bad("LATENCY_WINDOW", "%s is shorter than 1m", c.LatencyWindow)

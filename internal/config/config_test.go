@@ -52,6 +52,11 @@ func TestLoadDefaults(t *testing.T) {
 		AzureInterval:      time.Minute,
 		AzureKeepAlive:     5 * time.Minute,
 		LatencyWindow:      15 * time.Minute,
+
+		LibvirtInterval:        time.Minute,
+		LibvirtRPCTimeout:      30 * time.Second,
+		PrometheusInterval:     time.Minute,
+		PrometheusScrapeFormat: "node_exporter",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
@@ -196,6 +201,7 @@ var secrets = map[string]string{
 	"VMTRIAGE_JIRA_TOKEN":           "LEAK-jira",
 	"VMTRIAGE_AZURE_CLIENT_SECRET":  "LEAK-azure",
 	"VMTRIAGE_ALERTMANAGER_TOKEN":   "LEAK-alertmanager",
+	"VMTRIAGE_PROMETHEUS_TOKEN":     "LEAK-prometheus",
 	"VMTRIAGE_HEARTBEAT_TOKENS":     "site-a:LEAK-heartbeat-0123456789",
 }
 
