@@ -17,11 +17,11 @@ import (
 type Simulator struct {
 	mu    sync.Mutex
 	where map[string]Target // the fleet's VMs by id
-	fixed map[string]bool        // VMs and host/service keys restarted, until they report healthy themselves
-	moved map[string]string      // VM -> new host
-	sites map[string]string      // host -> site
-	maint map[string]bool        // hosts in maintenance
-	touch []string               // VMs acted on since the last Apply
+	fixed map[string]bool   // VMs and host/service keys restarted, until they report healthy themselves
+	moved map[string]string // VM -> new host
+	sites map[string]string // host -> site
+	maint map[string]bool   // hosts in maintenance
+	touch []string          // VMs acted on since the last Apply
 }
 
 var _ Actuator = (*Simulator)(nil)
