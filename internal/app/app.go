@@ -187,7 +187,8 @@ func Serve(ctx context.Context, opts Options) error {
 	maps.Copy(extra, coll.routes)
 	maps.Copy(extra, slackRoutes)
 	notifier, err := bot.NewNotifier(bot.NotifierOptions{
-		Events: events{st}, Poster: poster, Consumer: replica, Clock: clk, Logger: log.With("component", "notifier"),
+		Events: events{st}, Poster: poster, Consumer: replica, Fixes: kbFixes{kb},
+		Clock: clk, Logger: log.With("component", "notifier"),
 	})
 	if err != nil {
 		return fmt.Errorf("start notifier: %w", err)

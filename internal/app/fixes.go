@@ -1,0 +1,28 @@
+package app
+
+import (
+	"context"
+
+	"github.com/vmtriage/vmtriage/bot"
+	"github.com/vmtriage/vmtriage/knowledge"
+)
+
+// kbFixes gives the notifier the resolution notes the knowledge base keeps
+// per cause, as "how this was fixed before" on the next incident of that
+// cause.
+type kbFixes struct{ kb *knowledge.KB }
+
+var _ bot.FixSource = kbFixes{}
+
+// PreviousFixes turns the knowledge base's notes into the bot's fixes.
+func (f kbFixes) PreviousFixes(ctx context.Context, cause string) ([]bot.Fix, error) {
+	notes, err := f.kb.PreviousFixes(ctx, cause)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bot.Fix, 0, len(notes))
+	for _, n := range notes {
+		out = append(out, bot.Fix{Incident: n.Incident, Text: n.Text, Author: n.Author, Time: n.Time})
+	}
+	return out, nil
+}
