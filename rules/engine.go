@@ -61,6 +61,11 @@ type Options struct {
 	// Runbooks turns an incident into runbook links; nil lists the rule's
 	// runbook slug as it is.
 	Runbooks func(inc *model.Incident) []string
+	// Services tells which services an incident's VMs belong to and how
+	// badly each is hit (inventory.Manager.IncidentServices); nil leaves
+	// Incident.Services empty. It is called under the engine's lock each
+	// time an incident changes, so it must not do I/O.
+	Services func(inc *model.Incident) []model.ServiceImpact
 	// TickInterval is how often Run ticks; default a twelfth of the period,
 	// at least a second.
 	TickInterval time.Duration
@@ -76,6 +81,7 @@ type Engine struct {
 	clock    clock.Clock
 	log      *slog.Logger
 	runbooks func(inc *model.Incident) []string
+	services func(inc *model.Incident) []model.ServiceImpact
 	tick     time.Duration
 	m        *metrics
 
@@ -133,6 +139,7 @@ func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
 		clock:    opts.Clock,
 		log:      opts.Logger,
 		runbooks: opts.Runbooks,
+		services: opts.Services,
 		tick:     opts.TickInterval,
 		ev:       newEvaluator(),
 		fleet:    newFleet(opts.Rules.Settings.History),

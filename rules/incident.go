@@ -893,6 +893,9 @@ func (e *Engine) render(st *incState) {
 	} else if r.Runbook != "" {
 		inc.Runbooks = []string{r.Runbook}
 	}
+	if e.services != nil {
+		inc.Services = e.services(inc)
+	}
 }
 
 func firstNonEmpty(a, b string) string {
