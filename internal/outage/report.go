@@ -138,6 +138,9 @@ type Report struct {
 	Breaches         []Breach `json:"sla_breaches"`
 	PlatformBreaches []Breach `json:"platform_sla_breaches"`
 	Days             []Day    `json:"days"`
+	// Causes is downtime by the cause of the attributing incident, most
+	// downtime first ("" is downtime no incident explained).
+	Causes []CauseMinutes `json:"causes"`
 	// Incidents is ticket analytics by kind and severity; IncidentsTotal
 	// sums them.
 	Incidents      []IncidentGroup `json:"incidents"`
@@ -146,6 +149,14 @@ type Report struct {
 	// feed the CSV and are left out of the JSON (Worst* cover it).
 	VMs   []Availability `json:"-"`
 	Hosts []Availability `json:"-"`
+}
+
+// CauseMinutes is the downtime booked to one cause.
+type CauseMinutes struct {
+	Cause       string  `json:"cause"`
+	Attribution string  `json:"attribution"`
+	Minutes     float64 `json:"minutes"`
+	Outages     int     `json:"outages"`
 }
 
 // acc adds up downtime.
@@ -244,6 +255,8 @@ func Compute(in Input) Report {
 	sites := make(map[string]*acc)
 	siteVMSeen := make(map[string]map[string]struct{})
 	days := newDays(in.From, end)
+	type causeKey struct{ cause, attribution string }
+	causes := map[causeKey]*CauseMinutes{}
 	for i := range in.Outages {
 		o := &in.Outages[i]
 		if in.Site != "" && o.Site != in.Site {
@@ -287,6 +300,14 @@ func Compute(in Input) Report {
 		site.add(o, clipped, end, in.From)
 		siteVMSeen[o.Site][o.VM] = struct{}{}
 		days.add(Attribution(o.Attribution), s, e)
+		ck := causeKey{o.Cause, o.Attribution}
+		c := causes[ck]
+		if c == nil {
+			c = &CauseMinutes{Cause: o.Cause, Attribution: o.Attribution}
+			causes[ck] = c
+		}
+		c.Minutes += clipped.Minutes()
+		c.Outages++
 	}
 	if fleet.vms < len(vms) {
 		fleet.vms = len(vms)
@@ -334,6 +355,13 @@ func Compute(in Input) Report {
 	rep.WorstVMs = worstOf(rep.VMs, worst)
 	rep.WorstHosts = worstOf(rep.Hosts, worst)
 	rep.Days = days.list()
+	rep.Causes = make([]CauseMinutes, 0, len(causes))
+	for _, c := range causes {
+		rep.Causes = append(rep.Causes, *c)
+	}
+	slices.SortFunc(rep.Causes, func(a, b CauseMinutes) int {
+		return cmp.Or(cmp.Compare(b.Minutes, a.Minutes), cmp.Compare(a.Cause, b.Cause), cmp.Compare(a.Attribution, b.Attribution))
+	})
 	rep.Incidents, rep.IncidentsTotal = incidentStats(in.Incidents, in.Site, in.From, end)
 	if rep.Sites == nil {
 		rep.Sites = []Availability{}

@@ -144,6 +144,9 @@ func TestComputeHostsDaysIncidents(t *testing.T) {
 		rep.WorstHosts[0].VMs != 2 || !near(rep.WorstHosts[0].UptimePercent, 100*(1-150.0/(2*2*day))) {
 		t.Errorf("worst hosts = %+v, want h1 (150 min over 2 VMs) first", rep.WorstHosts)
 	}
+	if len(rep.Causes) != 3 || rep.Causes[0].Attribution != "guest" || !near(rep.Causes[0].Minutes, 120) {
+		t.Errorf("causes = %+v, want guest's 120 min first", rep.Causes)
+	}
 	if rep.WorstVMs[0].Name != "vm-1" {
 		t.Errorf("worst VM = %s, want vm-1", rep.WorstVMs[0].Name)
 	}
