@@ -17,6 +17,7 @@ import (
 	"github.com/vmtriage/vmtriage/internal/clock"
 	"github.com/vmtriage/vmtriage/internal/config"
 	"github.com/vmtriage/vmtriage/internal/model"
+	"github.com/vmtriage/vmtriage/internal/store"
 )
 
 // Flavor is the kind of Jira: Cloud and Server/Data Center differ in
@@ -84,6 +85,12 @@ type HostReader interface {
 	Host(ctx context.Context, id string, periods int) (model.HostStatus, error)
 }
 
+// FixReader gives how incidents of a cause were fixed before (the
+// knowledge base's resolution notes), newest first; it is optional.
+type FixReader interface {
+	PreviousFixes(ctx context.Context, cause string) ([]store.Note, error)
+}
+
 // Options configure Tickets. BaseURL, Token, Project and Store are
 // required.
 type Options struct {
@@ -134,6 +141,9 @@ type Options struct {
 	Store Store
 	// Hosts, if set, adds the host's period facts to the description.
 	Hosts HostReader
+	// Fixes, if set, adds how earlier incidents of the same cause were
+	// fixed to the description.
+	Fixes FixReader
 	// HTTPClient carries the requests (default: 30s timeout). Its
 	// transport gets the authentication wrapped around it.
 	HTTPClient *http.Client

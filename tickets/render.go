@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/vmtriage/vmtriage/internal/model"
+	"github.com/vmtriage/vmtriage/internal/store"
 )
 
 //go:embed templates/summary.tmpl
@@ -25,7 +26,8 @@ var defaultDescription string
 // templates are text/template with these functions: wiki (escape text for
 // Jira wiki markup), wikijoin (escape and join a list), upper, date
 // (2006-01-02 15:04:05), dur (a rough duration), trigger, action,
-// hostState, runbook (a wiki link), first (the first n items), sub.
+// hostState, runbook (a wiki link), first (the first n items), sub, fix
+// (a previous fix on one line: the note, who, on which incident, when).
 type TicketData struct {
 	Incident model.Incident
 	// Title is the incident's sentence (its rule's summary), or one made
@@ -39,10 +41,41 @@ type TicketData struct {
 	// Outage is the outage's length in words: "27m" once resolved,
 	// "10m so far" while open.
 	Outage string
+	// PreviousFixes are how earlier incidents of the same cause were
+	// fixed, newest first, when a FixReader knows any.
+	PreviousFixes []Fix
 	// Labels are the ticket's labels, space separated.
 	Labels string
 	// Now is when the ticket is written.
 	Now time.Time
+}
+
+// Fix is a resolution note of an earlier incident: what fixed it, who
+// noted it, on which incident and when.
+type Fix = store.Note
+
+// maxFixText bounds each previous fix in a description, in characters.
+const maxFixText = 500
+
+// fixLine writes a previous fix on one line of wiki markup: the note
+// (escaped, whitespace collapsed, cut), then who noted it, on which
+// incident and when.
+func fixLine(f Fix) string {
+	s := escapeWiki(truncate(strings.Join(strings.Fields(f.Text), " "), maxFixText))
+	var meta []string
+	if f.Author != "" {
+		meta = append(meta, escapeWiki(f.Author))
+	}
+	if f.Incident != "" {
+		meta = append(meta, "on "+escapeWiki(f.Incident))
+	}
+	if !f.Time.IsZero() {
+		meta = append(meta, f.Time.UTC().Format("2006-01-02"))
+	}
+	if len(meta) > 0 {
+		s += " — _" + strings.Join(meta, ", ") + "_"
+	}
+	return s
 }
 
 // Moment is one line of an incident's timeline.
@@ -219,6 +252,7 @@ var funcs = template.FuncMap{
 		return ss
 	},
 	"sub": func(a, b int) int { return a - b },
+	"fix": fixLine,
 	"trigger": func(t model.Trigger) string {
 		switch t {
 		case model.TriggerPlatform:

@@ -384,6 +384,7 @@ func (t *Tickets) ensure(ctx context.Context, log *slog.Logger, inc *model.Incid
 	}
 	labels := []string{Label, fpLabel, incLabel}
 	data := ticketData(*inc, t.period(ctx, inc), labels, now)
+	data.PreviousFixes = t.previousFixes(ctx, log, inc)
 	summary, err := t.render.Summary(data)
 	if err != nil {
 		return &permanentError{msg: err.Error()}
