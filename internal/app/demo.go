@@ -13,6 +13,7 @@ import (
 	"github.com/vmtriage/vmtriage/collectors/simulate"
 	"github.com/vmtriage/vmtriage/internal/clock"
 	"github.com/vmtriage/vmtriage/internal/config"
+	"github.com/vmtriage/vmtriage/internal/remedy"
 )
 
 // DemoOptions configures the zero-set-up demo.
@@ -58,6 +59,12 @@ func Demo(ctx context.Context, opts DemoOptions) error {
 	if err != nil {
 		return fmt.Errorf("simulated fleet: %w", err)
 	}
+	// The simulator actuator carries out remedies on the simulated fleet,
+	// and the console's user may approve them.
+	sim := newDemoSimulator(fleet)
+	if len(opts.Config.Approvers) == 0 {
+		opts.Config.Approvers = []string{demoUser}
+	}
 	fmt.Fprintf(opts.Out, "vmtriage demo: %d VMs on %d hosts in %d sites; one %s collection period every %s.\n",
 		len(fleet.VMs()), len(fleet.Hosts()), len(fleet.Sites()), period, opts.Step)
 	fmt.Fprintln(opts.Out, "Faults are injected on a schedule. Type /triage help (Ctrl-C to quit).")
@@ -81,9 +88,10 @@ func Demo(ctx context.Context, opts DemoOptions) error {
 		Logger:       opts.Logger,
 		Clock:        clk,
 		TickInterval: opts.Step / 4,
+		Actuator:     sim,
 		NewPoster: func(svc *Service) (bot.Poster, error) {
 			var err error
-			chat, err = console.NewChat(console.Options{In: opts.In, Out: opts.Out, Router: svc.Router, Color: opts.Color, User: "you", Clock: clk})
+			chat, err = console.NewChat(console.Options{In: opts.In, Out: opts.Out, Router: svc.Router, Color: opts.Color, User: demoUser, Clock: clk})
 			if err != nil {
 				return nil, err
 			}
@@ -92,7 +100,7 @@ func Demo(ctx context.Context, opts DemoOptions) error {
 		Ready: func(addr string, svc *Service) {
 			fmt.Fprintf(opts.Out, "HTTP API on http://%s (try /v1/incidents)\n\n", addr)
 			wg.Go(func() { _ = chat.Run(ctx) })
-			wg.Go(func() { driveFleet(ctx, fleet, clk, svc, opts) })
+			wg.Go(func() { driveFleet(ctx, fleet, sim, clk, svc, opts) })
 		},
 	})
 }
@@ -112,7 +120,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // driveFleet plays the simulated fleet: each step moves the clock to the
 // next period and appends that period's observations to the stream, exactly
 // as the HTTP receiver would.
-func driveFleet(ctx context.Context, fleet *simulate.Fleet, clk *clock.Fake, svc *Service, opts DemoOptions) {
+func driveFleet(ctx context.Context, fleet *simulate.Fleet, sim *remedy.Simulator, clk *clock.Fake, svc *Service, opts DemoOptions) {
 	t := time.NewTicker(opts.Step)
 	defer t.Stop()
 	for i := 0; ctx.Err() == nil; i++ {
@@ -121,7 +129,7 @@ func driveFleet(ctx context.Context, fleet *simulate.Fleet, clk *clock.Fake, svc
 		for _, f := range fleet.Schedule(i, i+1) {
 			fmt.Fprintf(opts.Out, "  ▸ injected: %s\n", f.Description())
 		}
-		obs := fleet.Step(start)
+		obs := sim.Apply(fleet.Step(start))
 		for j := range obs {
 			obs[j].TimeReceived = clk.Now()
 		}

@@ -57,6 +57,10 @@ func TestLoadDefaults(t *testing.T) {
 		LibvirtRPCTimeout:      30 * time.Second,
 		PrometheusInterval:     time.Minute,
 		PrometheusScrapeFormat: "node_exporter",
+
+		RemedyActuator:        "dryrun",
+		RemedyApprovalTimeout: 30 * time.Minute,
+		RemedyConcurrency:     3,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
