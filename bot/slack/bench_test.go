@@ -17,6 +17,20 @@ func BenchmarkIncidentBlocks(b *testing.B) {
 	}
 }
 
+// BenchmarkIncidentBlocksWithFixes renders the same message with three
+// previous fixes and a ticket refusal, what the knowledge base and the
+// ticket worker add.
+func BenchmarkIncidentBlocksWithFixes(b *testing.B) {
+	inc := bottest.HostFault
+	inc.TicketError = "jira: comment on OPS-123: HTTP 403: You do not have the permission to comment on this issue"
+	v := bot.NewIncidentView(inc)
+	v.PreviousFixes = append(previousFixes(), bot.Fix{Incident: "inc-5", Text: "Replaced the PSU; firmware 2.1 fixed the fan curve.", Author: "U0CAROL"})
+	b.ReportAllocs()
+	for b.Loop() {
+		IncidentBlocks(v)
+	}
+}
+
 func BenchmarkReplyBlocks(b *testing.B) {
 	r := bot.NewIncidentView(bottest.HostFault).Reply()
 	b.ReportAllocs()
