@@ -31,7 +31,6 @@ import (
 	"github.com/vmtriage/vmtriage/internal/ingest"
 	"github.com/vmtriage/vmtriage/internal/latency"
 	"github.com/vmtriage/vmtriage/internal/model"
-	"github.com/vmtriage/vmtriage/internal/remedy"
 	"github.com/vmtriage/vmtriage/internal/store"
 	"github.com/vmtriage/vmtriage/knowledge"
 	"github.com/vmtriage/vmtriage/rules"
@@ -54,9 +53,6 @@ type Options struct {
 	// Ready, if set, is called once the HTTP server listens, with its
 	// address and the running service.
 	Ready func(addr string, svc *Service)
-	// Actuator, if set, carries out remedies instead of the one
-	// VMTRIAGE_REMEDY_ACTUATOR names (the demo's simulated fleet).
-	Actuator remedy.Actuator
 }
 
 // Service is a running vmtriage, exposed so that the demo and tests can
@@ -148,16 +144,6 @@ func Serve(ctx context.Context, opts Options) error {
 			return fmt.Errorf("start bot router: %w", err)
 		}
 	}
-	rem, err := newRemedies(cfg, remedyDeps{Store: st, Recovery: engine, Membership: sl.membership, Actuator: opts.Actuator,
-		Replica: replica, Clock: clk, Logger: log.With("component", "remedy")})
-	if err != nil {
-		return err
-	}
-	for _, v := range rem.verbs() {
-		if err := router.Register(v); err != nil {
-			return fmt.Errorf("start bot router: %w", err)
-		}
-	}
 	ingestMetrics := ingest.NewMetrics(reg)
 	var pipelines []*ingest.Pipeline
 	for i := range cfg.Workers {
@@ -194,13 +180,24 @@ func Serve(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	books, err := newOutages(cfg, st, replica, clk, log.With("component", "outage"))
+	if err != nil {
+		return fmt.Errorf("start outage books: %w", err)
+	}
+	var uploader chartUploader
+	if sl.api != nil {
+		uploader = sl.api
+	}
+	if err := router.Register(reportVerb(books.reporter, uploader, cfg.PublicURL, log.With("component", "outage"))); err != nil {
+		return fmt.Errorf("start bot router: %w", err)
+	}
 	extra := map[string]http.Handler{
 		"GET /kb/":        kb.Handler(),
 		"GET /v1/latency": latency.Handler(tracker),
 	}
 	maps.Copy(extra, coll.routes)
 	maps.Copy(extra, slackRoutes)
-	extra["GET /v1/remedies"] = remediesHandler(st)
+	maps.Copy(extra, books.routes)
 	notifier, err := bot.NewNotifier(bot.NotifierOptions{
 		Events: events{st}, Poster: poster, Consumer: replica, Fixes: kbFixes{kb},
 		Clock: clk, Logger: log.With("component", "notifier"),
@@ -244,13 +241,14 @@ func Serve(ctx context.Context, opts Options) error {
 	}
 	start("rules engine", engine.Run)
 	start("notifier", notifier.Run)
+	start("outage books", books.books.Run)
 	if socket != nil {
 		start("slack socket mode", socket.Run)
 	}
 	if tk != nil {
 		start("jira tickets", tk.Run)
 	}
-	for _, r := range append(coll.runners, rem.runners()...) {
+	for _, r := range coll.runners {
 		start(r.name, r.run)
 	}
 	if cfg.KBPath != "" {

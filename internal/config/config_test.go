@@ -58,9 +58,9 @@ func TestLoadDefaults(t *testing.T) {
 		PrometheusInterval:     time.Minute,
 		PrometheusScrapeFormat: "node_exporter",
 
-		RemedyActuator:        "dryrun",
-		RemedyApprovalTimeout: 30 * time.Minute,
-		RemedyConcurrency:     3,
+		SLATarget:       99.95,
+		OutageSweep:     time.Minute,
+		OutageRetention: 400 * 24 * time.Hour,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
@@ -206,6 +206,7 @@ var secrets = map[string]string{
 	"VMTRIAGE_AZURE_CLIENT_SECRET":  "LEAK-azure",
 	"VMTRIAGE_ALERTMANAGER_TOKEN":   "LEAK-alertmanager",
 	"VMTRIAGE_PROMETHEUS_TOKEN":     "LEAK-prometheus",
+	"VMTRIAGE_STATUS_TOKEN":         "LEAK-status",
 	"VMTRIAGE_HEARTBEAT_TOKENS":     "site-a:LEAK-heartbeat-0123456789",
 }
 
