@@ -62,12 +62,12 @@ type Options struct {
 	MaxBody int64
 	// MaxBatch bounds the heartbeats of one request; default 50,000.
 	MaxBatch int
-	// Hosts accepts heartbeats with kind "host". Off by default: the rules
-	// engine (rules/eval.go observeHost) still takes a host record without
-	// facts as a collection period with facts, so a host heartbeat would
-	// make the host look healthy in that period and turn a crash on it
-	// into a guest crash. Turn it on once the engine treats a fact-less,
-	// state-less host record as proof of life only.
+	// Hosts accepts heartbeats with kind "host". The rules engine and the
+	// store take a host record with neither state nor facts as proof of
+	// life only, never as a collection period with facts, so a host
+	// heartbeat cannot make a host look healthy in the period a VM on it
+	// crashed. The service turns it on by default
+	// (VMTRIAGE_HEARTBEAT_HOSTS); the zero value refuses them.
 	Hosts      bool
 	Clock      clock.Clock
 	Logger     *slog.Logger
