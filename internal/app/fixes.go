@@ -4,7 +4,9 @@ import (
 	"context"
 
 	"github.com/vmtriage/vmtriage/bot"
+	"github.com/vmtriage/vmtriage/internal/store"
 	"github.com/vmtriage/vmtriage/knowledge"
+	"github.com/vmtriage/vmtriage/tickets"
 )
 
 // kbFixes gives the notifier the resolution notes the knowledge base keeps
@@ -25,4 +27,17 @@ func (f kbFixes) PreviousFixes(ctx context.Context, cause string) ([]bot.Fix, er
 		out = append(out, bot.Fix{Incident: n.Incident, Text: n.Text, Author: n.Author, Time: n.Time})
 	}
 	return out, nil
+}
+
+// ticketFixes gives the ticket worker the resolution notes of a cause
+// straight from the store, where the knowledge base keeps them and reads
+// them the same way. It asks for one more than a ticket lists, since the
+// incident's own note is left out.
+type ticketFixes struct{ st *store.Store }
+
+var _ tickets.FixReader = ticketFixes{}
+
+// PreviousFixes returns the newest notes kept for cause.
+func (f ticketFixes) PreviousFixes(ctx context.Context, cause string) ([]store.Note, error) {
+	return f.st.Notes(ctx, cause, 4)
 }

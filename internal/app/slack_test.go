@@ -423,6 +423,26 @@ func TestServeWithSlackAndJira(t *testing.T) {
 	if n := len(jira.Issues()); n != 1 {
 		t.Errorf("Jira has %d issues after the resolution, want 1", n)
 	}
+
+	// What fixed it, noted in Slack, goes into the next ticket of the
+	// same cause.
+	if code, body := s.slashCommand(t, testSlackSecret, "resolve "+id+" replaced DIMM B2 on host-009"); code != http.StatusOK || !strings.Contains(body, "Noted") {
+		t.Fatalf("/triage resolve = %d %.300s", code, body)
+	}
+	t2 := s.clock.Now()
+	s.observe(t, hostFacts(t, "host-010", 2, t2), vmState(t, "vm-0100", "host-010", "crashed", t2))
+	eventually(t, 20*time.Second, "the second ticket", func() (bool, string) {
+		return len(jira.Issues()) == 2, fmt.Sprint(len(jira.Issues()))
+	})
+	var second jiratest.Issue
+	for _, is := range jira.Issues() {
+		if is.Key != key {
+			second = is
+		}
+	}
+	if !strings.Contains(second.Description, "How this was fixed before") || !strings.Contains(second.Description, "replaced DIMM B2 on host-009") {
+		t.Errorf("the next host-hardware-fault ticket does not say how the last one was fixed:\n%s", second.Description)
+	}
 	for _, r := range jira.Requests() {
 		if strings.Contains(r.Body, testJiraToken) {
 			t.Errorf("request %d to Jira carries the token in its body", r.N)
