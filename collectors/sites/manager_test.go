@@ -98,7 +98,7 @@ func (p fakePoller) Poll(context.Context) error {
 }
 
 type rig struct {
-	t    *testing.T
+	t    testing.TB
 	ctx  context.Context
 	clk  *clock.Fake
 	st   *store.Store
@@ -107,7 +107,7 @@ type rig struct {
 	m    *Manager
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	clk := clock.NewFake(t0)
 	r := &rig{t: t, ctx: context.Background(), clk: clk, st: storetest.New(t, store.Options{Clock: clk}),
