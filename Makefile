@@ -21,3 +21,9 @@ CLUSTER_PKGS = $(shell go list -f '{{.ImportPath}} {{join .TestImports " "}} {{j
 # Redis Cluster on 127.0.0.1:7001-7003, started and stopped around the run.
 test-cluster:
 	./scripts/redis-cluster.sh run go test -count=1 $(CLUSTER_PKGS)
+
+# faults runs the fault tests (build tag "faults"): real vmtriage processes
+# and a redis-server on spare loopback ports, killed mid-run. Each test is
+# bounded by its own deadlines; the whole run takes a few minutes.
+faults:
+	go test -tags faults -count=1 -timeout 15m -v ./internal/faulttest/
