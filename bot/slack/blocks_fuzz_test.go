@@ -54,6 +54,17 @@ func FuzzBlocks(f *testing.F) {
 		}
 		b, text := IncidentBlocks(bot.NewIncidentView(inc))
 		check("incident", b, text)
+		inc.TicketError = s
+		v := bot.NewIncidentView(inc)
+		for i := range n % 5 {
+			v.PreviousFixes = append(v.PreviousFixes, bot.Fix{Incident: s, Text: strings.Repeat(s, i+1), Author: s, Time: bottest.Now})
+		}
+		b, text = IncidentBlocks(v)
+		check("incident with ticket error and fixes", b, text)
+		check("ticket error follow-up", lineSections(strings.Split(func() string {
+			t, _ := followUpText(v, []bot.Change{bot.ChangeTicketError})
+			return t
+		}(), "\n")), "")
 		b, text = ReplyBlocks(reply)
 		check("reply", b, text)
 	})
