@@ -31,6 +31,7 @@ import (
 	"github.com/vmtriage/vmtriage/internal/ingest"
 	"github.com/vmtriage/vmtriage/internal/latency"
 	"github.com/vmtriage/vmtriage/internal/model"
+	"github.com/vmtriage/vmtriage/internal/remedy"
 	"github.com/vmtriage/vmtriage/internal/store"
 	"github.com/vmtriage/vmtriage/knowledge"
 	"github.com/vmtriage/vmtriage/rules"
@@ -53,6 +54,9 @@ type Options struct {
 	// Ready, if set, is called once the HTTP server listens, with its
 	// address and the running service.
 	Ready func(addr string, svc *Service)
+	// Actuator, if set, carries out remedies instead of the one
+	// VMTRIAGE_REMEDY_ACTUATOR names (the demo's simulated fleet).
+	Actuator remedy.Actuator
 }
 
 // Service is a running vmtriage, exposed so that the demo and tests can
@@ -144,6 +148,16 @@ func Serve(ctx context.Context, opts Options) error {
 			return fmt.Errorf("start bot router: %w", err)
 		}
 	}
+	rem, err := newRemedies(cfg, remedyDeps{Store: st, Recovery: engine, Membership: sl.membership, Actuator: opts.Actuator,
+		Replica: replica, Clock: clk, Logger: log.With("component", "remedy")})
+	if err != nil {
+		return err
+	}
+	for _, v := range rem.verbs() {
+		if err := router.Register(v); err != nil {
+			return fmt.Errorf("start bot router: %w", err)
+		}
+	}
 	ingestMetrics := ingest.NewMetrics(reg)
 	var pipelines []*ingest.Pipeline
 	for i := range cfg.Workers {
@@ -198,6 +212,7 @@ func Serve(ctx context.Context, opts Options) error {
 	maps.Copy(extra, coll.routes)
 	maps.Copy(extra, slackRoutes)
 	maps.Copy(extra, books.routes)
+	extra["GET /v1/remedies"] = remediesHandler(st)
 	notifier, err := bot.NewNotifier(bot.NotifierOptions{
 		Events: events{st}, Poster: poster, Consumer: replica, Fixes: kbFixes{kb},
 		Clock: clk, Logger: log.With("component", "notifier"),
@@ -248,7 +263,7 @@ func Serve(ctx context.Context, opts Options) error {
 	if tk != nil {
 		start("jira tickets", tk.Run)
 	}
-	for _, r := range coll.runners {
+	for _, r := range append(coll.runners, rem.runners()...) {
 		start(r.name, r.run)
 	}
 	if cfg.KBPath != "" {

@@ -111,6 +111,12 @@ type Config struct {
 	PrometheusScrapeTargets string        `env:"PROMETHEUS_SCRAPE_TARGETS" help:"Exporters scraped directly, host=url,... (node_exporter :9100, Telegraf :9273)."`
 	PrometheusScrapeFormat  string        `env:"PROMETHEUS_SCRAPE_FORMAT, default=node_exporter" help:"What the scrape targets are: node_exporter or telegraf."`
 
+	// Remedies: what acts on the fleet, and how approvals work.
+	RemedyActuator        string        `env:"REMEDY_ACTUATOR, default=dryrun" help:"What carries out approved remedies: dryrun (only logs and records what it would do) or libvirt (the hosts of VMTRIAGE_LIBVIRT_URIS)."`
+	RemedyApprovalTimeout time.Duration `env:"REMEDY_APPROVAL_TIMEOUT, default=30m" help:"How long a remedy waits for approval; then it expires and nothing is done."`
+	RemedyTwoApprovers    bool          `env:"REMEDY_TWO_APPROVERS" help:"true: migrate-host needs two distinct approvers."`
+	RemedyConcurrency     int           `env:"REMEDY_CONCURRENCY, default=3" help:"How many VMs of one host migrate at once."`
+
 	// Outage books and the status page.
 	SLATarget       float64       `env:"SLA_TARGET, default=99.95" help:"Availability target in percent that reports compare every VM with; VMs under it by the platform's downtime alone are listed as platform SLA breaches."`
 	StatusToken     Secret        `env:"STATUS_TOKEN" help:"Read token of the status page (GET /, /vms/..., /faults, /chart.png): open it once with ?token=, then a cookie carries it. Empty: the page is open to anyone who reaches the port."`
@@ -269,6 +275,7 @@ func (c *Config) validate() []string {
 	}
 	c.validateCollectors(bad)
 	c.validateOutages(bad)
+	c.validateRemedies(bad)
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -432,6 +439,25 @@ func knownSeverity(s string) bool {
 		return true
 	}
 	return false
+}
+
+// validateRemedies checks the remedy settings.
+func (c *Config) validateRemedies(bad func(name, format string, args ...any)) {
+	switch c.RemedyActuator {
+	case "dryrun":
+	case "libvirt":
+		if c.LibvirtURIs == "" {
+			bad("REMEDY_ACTUATOR", "libvirt needs VMTRIAGE_LIBVIRT_URIS (host=uri,...)")
+		}
+	default:
+		bad("REMEDY_ACTUATOR", "%q is not dryrun or libvirt", c.RemedyActuator)
+	}
+	if c.RemedyApprovalTimeout < time.Minute {
+		bad("REMEDY_APPROVAL_TIMEOUT", "%s is shorter than 1m", c.RemedyApprovalTimeout)
+	}
+	if c.RemedyConcurrency < 1 || c.RemedyConcurrency > 64 {
+		bad("REMEDY_CONCURRENCY", "%d is not between 1 and 64", c.RemedyConcurrency)
+	}
 }
 
 // validateOutages checks the outage books' settings.

@@ -61,6 +61,10 @@ func TestLoadDefaults(t *testing.T) {
 		SLATarget:       99.95,
 		OutageSweep:     time.Minute,
 		OutageRetention: 400 * 24 * time.Hour,
+
+		RemedyActuator:        "dryrun",
+		RemedyApprovalTimeout: 30 * time.Minute,
+		RemedyConcurrency:     3,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
