@@ -1,13 +1,18 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/slack-go/slack/slacktest"
 
 	"github.com/vmtriage/vmtriage/bot"
 )
@@ -120,5 +125,98 @@ func TestOutageBooksEndToEnd(t *testing.T) {
 	code, page = s.get(t, "/vms/vm-0042")
 	if code != http.StatusOK || !strings.Contains(string(page), "outage ended after 40s") || !strings.Contains(string(page), "guest-crash") {
 		t.Errorf("GET /vms/vm-0042 = %d:\n%s\nwant the 40 s guest-crash outage", code, page)
+	}
+}
+
+// fakeUploads is slacktest with the three calls of slack-go's file upload
+// (files.getUploadURLExternal, the upload itself, files.completeUploadExternal),
+// which slacktest lacks, recording what arrives.
+type fakeUploads struct {
+	srv *slacktest.Server
+
+	mu       sync.Mutex
+	files    map[string][]byte // file id -> uploaded bytes
+	channels []string          // channel of each completed upload
+	titles   []string
+}
+
+func newFakeUploads(t *testing.T) *fakeUploads {
+	f := &fakeUploads{files: map[string][]byte{}}
+	f.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
+		c.Handle("/files.getUploadURLExternal", func(w http.ResponseWriter, r *http.Request) {
+			_ = r.ParseForm()
+			if r.Form.Get("filename") == "" || r.Form.Get("length") == "0" {
+				http.Error(w, "filename and length required", http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"ok":true,"upload_url":%q,"file_id":"F1"}`, f.srv.GetAPIURL()+"upload/F1")
+		})
+		c.Handle("/upload/F1", func(w http.ResponseWriter, r *http.Request) {
+			file, _, err := r.FormFile("file")
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			b, _ := io.ReadAll(file)
+			f.mu.Lock()
+			f.files["F1"] = b
+			f.mu.Unlock()
+			w.WriteHeader(http.StatusOK)
+		})
+		c.Handle("/files.completeUploadExternal", func(w http.ResponseWriter, r *http.Request) {
+			_ = r.ParseForm()
+			var files []struct {
+				ID    string `json:"id"`
+				Title string `json:"title"`
+			}
+			_ = json.Unmarshal([]byte(r.Form.Get("files")), &files)
+			f.mu.Lock()
+			f.channels = append(f.channels, r.Form.Get("channel_id"))
+			for _, x := range files {
+				f.titles = append(f.titles, x.Title)
+			}
+			f.mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"ok":true,"files":[{"id":"F1","title":"chart"}]}`)
+		})
+	})
+	f.srv.Start()
+	t.Cleanup(f.srv.Stop)
+	return f
+}
+
+// TestReportUploadsChart: with Slack configured, /triage report uploads
+// the downtime chart (a PNG) to the channel it was typed in.
+func TestReportUploadsChart(t *testing.T) {
+	f := newFakeUploads(t)
+	s := bootService(t, bootOptions{Env: map[string]string{
+		"VMTRIAGE_SLACK_BOT_TOKEN": "xoxb-test", "VMTRIAGE_SLACK_CHANNEL": "C0OPS",
+		"VMTRIAGE_SLACK_SIGNING_SECRET": "s3cret-signing", "VMTRIAGE_SLACK_API_URL": f.srv.GetAPIURL(),
+		"VMTRIAGE_PUBLIC_URL": "https://vmtriage.example",
+	}})
+	reply := s.svc.Router.HandleText(context.Background(), "report 30d", bot.Command{User: "U1", Channel: "C0REPORT"})
+	if strings.Contains(fmt.Sprint(reply.Sections), "could not be uploaded") {
+		t.Fatalf("the upload failed: %v", reply.Sections)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.channels) != 1 || f.channels[0] != "C0REPORT" {
+		t.Errorf("uploads completed to %v, want one to C0REPORT", f.channels)
+	}
+	if b := f.files["F1"]; !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) {
+		t.Errorf("uploaded %d bytes, not a PNG", len(b))
+	}
+	if len(f.titles) != 1 || !strings.Contains(f.titles[0], "last 30d") {
+		t.Errorf("titles = %v, want the period in it", f.titles)
+	}
+	if len(reply.Actions) != 1 || reply.Actions[0].URL != "https://vmtriage.example/faults?period=30d" {
+		t.Errorf("actions = %+v, want a link to the fault statistics", reply.Actions)
+	}
+	for _, bad := range []string{"report 1y", "report 7d nowhere"} {
+		r := s.svc.Router.HandleText(context.Background(), bad, bot.Command{User: "U1", Channel: "C0REPORT"})
+		if r.Tone != bot.ToneWarning {
+			t.Errorf("%s = %q, want a user error", bad, r.Title)
+		}
 	}
 }
