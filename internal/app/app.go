@@ -33,6 +33,7 @@ import (
 	"github.com/vmtriage/vmtriage/internal/model"
 	"github.com/vmtriage/vmtriage/internal/remedy"
 	"github.com/vmtriage/vmtriage/internal/store"
+	"github.com/vmtriage/vmtriage/inventory"
 	"github.com/vmtriage/vmtriage/knowledge"
 	"github.com/vmtriage/vmtriage/rules"
 	"github.com/vmtriage/vmtriage/tickets/ticketverb"
@@ -67,6 +68,9 @@ type Service struct {
 	Router   *bot.Router
 	Pipeline *ingest.Pipeline
 	Addr     string
+	// Inventory holds the relations VM → service → team and answers
+	// impact questions.
+	Inventory *inventory.Manager
 }
 
 // Serve runs the service until ctx ends, then shuts down gracefully.
@@ -102,8 +106,12 @@ func Serve(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("VMTRIAGE_KB_PATH: %w", err)
 	}
+	inv, err := newInventory(ctx, cfg, st, clk, log.With("component", "inventory"))
+	if err != nil {
+		return err
+	}
 	engine, err := rules.NewEngine(ctx, rules.Options{Rules: set, Store: st, Clock: clk, Logger: log.With("component", "rules"),
-		Registerer: reg, TickInterval: opts.TickInterval, Runbooks: kb.Links})
+		Registerer: reg, TickInterval: opts.TickInterval, Runbooks: kb.Links, Services: inv.IncidentServices})
 	if err != nil {
 		return fmt.Errorf("start rules engine: %w", err)
 	}
@@ -125,7 +133,7 @@ func Serve(ctx context.Context, opts Options) error {
 		return fmt.Errorf("start bot router: %w", err)
 	}
 	tracker := latency.New(latency.Options{Window: cfg.LatencyWindow, StoppedAfter: set.Settings.StoppedReporting, Clock: clk})
-	for _, v := range []bot.Verb{kbVerb(kb), resolveVerb(st), latencyVerb(tracker)} {
+	for _, v := range []bot.Verb{kbVerb(kb), resolveVerb(st), latencyVerb(tracker), impactVerb(inv)} {
 		if err := router.Register(v); err != nil {
 			return fmt.Errorf("start bot router: %w", err)
 		}
@@ -170,7 +178,7 @@ func Serve(ctx context.Context, opts Options) error {
 		}
 		pipelines = append(pipelines, p)
 	}
-	svc := &Service{Store: st, Engine: engine, Router: router, Pipeline: pipelines[0]}
+	svc := &Service{Store: st, Engine: engine, Router: router, Pipeline: pipelines[0], Inventory: inv}
 	var poster bot.Poster = logPoster{log: log.With("component", "notify")}
 	switch {
 	case sl.api != nil:
@@ -210,6 +218,7 @@ func Serve(ctx context.Context, opts Options) error {
 		"GET /v1/latency": latency.Handler(tracker),
 	}
 	maps.Copy(extra, coll.routes)
+	maps.Copy(extra, inv.Routes())
 	maps.Copy(extra, slackRoutes)
 	maps.Copy(extra, books.routes)
 	extra["GET /v1/remedies"] = remediesHandler(st)
@@ -266,6 +275,7 @@ func Serve(ctx context.Context, opts Options) error {
 	for _, r := range append(coll.runners, rem.runners()...) {
 		start(r.name, r.run)
 	}
+	start("inventory", func(ctx context.Context) error { inv.Run(ctx, 5*time.Second); return nil })
 	if cfg.KBPath != "" {
 		start("knowledge watcher", func(ctx context.Context) error { kb.Run(ctx, 5*time.Second); return nil })
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"path"
 	"reflect"
 	"slices"
 	"strings"
@@ -96,6 +97,10 @@ type Config struct {
 	AlertmanagerMapping string            `env:"ALERTMANAGER_MAPPING" help:"YAML file mapping Alertmanager alerts to observations; empty maps none (alerts are skipped and counted)."`
 	AlertmanagerToken   Secret            `env:"ALERTMANAGER_TOKEN" help:"Bearer token POST /v1/alertmanager requires; empty requires none."`
 	LatencyWindow       time.Duration     `env:"LATENCY_WINDOW, default=15m" help:"How far back GET /v1/latency and /triage latency look."`
+
+	// Inventory and impact: which services and teams a fault hits.
+	InventoryPath  string `env:"INVENTORY_PATH" help:"Inventory file (.yaml, .yml or .csv) of VM → service → team → Slack channel, user group, Jira component and assignee; reloaded on change, a bad file is refused and the previous inventory stays. Empty: only what POST /v1/inventory pushed."`
+	InventoryToken Secret `env:"INVENTORY_TOKEN" help:"Bearer token POST /v1/inventory requires (16+ characters); empty turns pushes off."`
 
 	// libvirt and Prometheus collectors.
 	LibvirtURIs             string        `env:"LIBVIRT_URIS" help:"libvirtd connections, host=uri,... (qemu+tls://, qemu+tcp://, a unix socket path); empty turns the libvirt collector off."`
@@ -273,6 +278,7 @@ func (c *Config) validate() []string {
 			bad("JIRA_REOPEN_WINDOW", "%s is negative", c.JiraReopenWindow)
 		}
 	}
+	c.validateInventory(bad)
 	c.validateCollectors(bad)
 	c.validateOutages(bad)
 	c.validateRemedies(bad)
@@ -470,5 +476,19 @@ func (c *Config) validateOutages(bad func(name, format string, args ...any)) {
 	}
 	if c.OutageRetention < 24*time.Hour {
 		bad("OUTAGE_RETENTION", "%s is shorter than a day", c.OutageRetention)
+	}
+}
+
+// validateInventory checks the inventory variables.
+func (c *Config) validateInventory(bad func(name, format string, args ...any)) {
+	if c.InventoryPath != "" {
+		switch strings.ToLower(path.Ext(c.InventoryPath)) {
+		case ".yaml", ".yml", ".csv":
+		default:
+			bad("INVENTORY_PATH", "%q must end in .yaml, .yml or .csv", c.InventoryPath)
+		}
+	}
+	if c.InventoryToken.Set() && len(c.InventoryToken.Reveal()) < 16 {
+		bad("INVENTORY_TOKEN", "is shorter than 16 characters")
 	}
 }

@@ -212,6 +212,7 @@ var secrets = map[string]string{
 	"VMTRIAGE_PROMETHEUS_TOKEN":     "LEAK-prometheus",
 	"VMTRIAGE_STATUS_TOKEN":         "LEAK-status",
 	"VMTRIAGE_HEARTBEAT_TOKENS":     "site-a:LEAK-heartbeat-0123456789",
+	"VMTRIAGE_INVENTORY_TOKEN":      "LEAK-inventory-0123456789",
 }
 
 // assertNoSecret fails if out holds any secret value.
