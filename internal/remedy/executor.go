@@ -215,7 +215,9 @@ func (x *Executor) run(ctx context.Context, r model.Remedy) error {
 		if err := x.save(ctx, &r, audit...); err != nil {
 			return err
 		}
-		SyncIncident(ctx, x.o.Store, r, log)
+		if len(x.nextBatch(r)) > 0 {
+			SyncIncident(ctx, x.o.Store, r, log) // progress; the last batch is told by the summary
+		}
 	}
 	text, failed := Outcome(r)
 	r.Result = text

@@ -400,6 +400,12 @@ func (m *Manager) Decide(ctx context.Context, ref, kind, user, reason string) (m
 		recovering := ""
 		if kind == Approve && r.State == model.RemedyAwaiting {
 			recovering = m.recovering(r)
+			if inc, err := m.o.Store.Incident(ctx, r.Incident); err == nil && !inc.Open() {
+				if err := m.withdraw(ctx, r.Incident); err != nil {
+					return r, err
+				}
+				return r, refused("%s is %s: its VMs are back, so %s will not run; it is withdrawn", r.Incident, inc.Status, r.ID)
+			}
 		}
 		next, entry, err := Decide(r, kind, user, reason, isApprover, recovering, m.clock.Now())
 		if err != nil {
@@ -522,8 +528,13 @@ func (m *Manager) ExpireDue(ctx context.Context) (int, error) {
 }
 
 // HandleIncident requests a remedy for a firing incident whose action
-// changes the fleet; other incidents are ignored.
+// changes the fleet, and withdraws the remedy still awaiting approval of
+// an incident that resolved (its VMs are back: nothing to do); other
+// incidents are ignored.
 func (m *Manager) HandleIncident(ctx context.Context, inc model.Incident) error {
+	if inc.ID != "" && inc.Status == model.StatusResolved && Remediable(inc.Action) {
+		return m.withdraw(ctx, inc.ID)
+	}
 	if inc.ID == "" || inc.Status != model.StatusFiring || !Remediable(inc.Action) || inc.Silenced || inc.InhibitedBy != "" {
 		return nil
 	}
@@ -532,6 +543,37 @@ func (m *Manager) HandleIncident(ctx context.Context, inc model.Incident) error 
 	}
 	_, err := m.Request(ctx, inc)
 	return err
+}
+
+// withdraw ends the awaiting remedy of a resolved incident as expired,
+// saying why.
+func (m *Manager) withdraw(ctx context.Context, incident string) error {
+	for attempt := 0; attempt < 5; attempt++ {
+		r, err := m.o.Store.RemedyForIncident(ctx, incident)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if r.State != model.RemedyAwaiting {
+			return nil
+		}
+		r.State = model.RemedyExpired
+		r.Result = "withdrawn: the incident resolved before approval; nothing was done"
+		err = m.o.Store.SaveRemedy(ctx, &r, model.AuditEntry{Who: Requester, What: "withdrawn",
+			Result: "the incident resolved before approval; nothing was done"})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		m.log.Info("remedy withdrawn: incident resolved", "remedy", r.ID, "incident", incident)
+		SyncIncident(ctx, m.o.Store, r, m.log)
+		return nil
+	}
+	return fmt.Errorf("withdraw remedy of %s: it kept changing", incident)
 }
 
 // Run follows the incidents stream in its own consumer group, requesting

@@ -256,3 +256,39 @@ func TestPlatformRecoveryBlocksManualAction(t *testing.T) {
 		t.Errorf("result = %q", r.Result)
 	}
 }
+
+// An incident that resolves before anyone approved its remedy withdraws
+// it: approving afterwards is refused and nothing runs.
+func TestResolvedIncidentWithdrawsItsRemedy(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.host(t, "host-1", model.HostFailed, 0, 0)
+	f.host(t, "host-2", model.HostHealthy, 8, 8192)
+	inc := f.incident(t, hostIncident(f.vms(t, "host-1", 1)))
+	m := f.manager(t, Options{})
+	if err := m.HandleIncident(ctx, inc); err != nil {
+		t.Fatal(err)
+	}
+	stored := f.storedIncident(t, inc.ID)
+	stored.Status, stored.ResolvedAt = model.StatusResolved, f.clk.Now()
+	if err := f.st.SaveIncident(ctx, &stored); err != nil {
+		t.Fatal(err)
+	}
+	var re *RefusedError
+	if _, err := m.Decide(ctx, inc.ID, Approve, "U1", ""); !errors.As(err, &re) || !strings.Contains(re.Msg, "is resolved") {
+		t.Fatalf("approve after resolution: %v", err)
+	}
+	if err := m.HandleIncident(ctx, f.storedIncident(t, inc.ID)); err != nil { // the resolved event, late
+		t.Fatal(err)
+	}
+	r, _ := f.st.RemedyForIncident(ctx, inc.ID)
+	if r.State != model.RemedyExpired || !strings.HasPrefix(Summary(r), r.ID+" withdrawn: the incident resolved") {
+		t.Errorf("remedy %s: %q", r.State, Summary(r))
+	}
+	if got := f.storedIncident(t, inc.ID); got.Approval != model.ApprovalExpired {
+		t.Errorf("incident approval = %s", got.Approval)
+	}
+	if n, _ := f.executor(t, "x", &DryRun{}).RunOnce(ctx); n != 0 {
+		t.Errorf("a withdrawn remedy ran")
+	}
+}

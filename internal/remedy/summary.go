@@ -93,7 +93,11 @@ func Summary(r model.Remedy) string {
 			b.WriteString("denied")
 		}
 	case model.RemedyExpired:
-		b.WriteString("expired without approval; nothing was done")
+		if r.Result != "" {
+			b.WriteString(r.Result)
+		} else {
+			b.WriteString("expired without approval; nothing was done")
+		}
 	case model.RemedyRunning:
 		done, total := 0, 0
 		for _, s := range r.Steps {
