@@ -144,6 +144,9 @@ type Options struct {
 	// Fixes, if set, adds how earlier incidents of the same cause were
 	// fixed to the description.
 	Fixes FixReader
+	// Notes, if set, keeps the ticket's "Fix: …" comment as the
+	// incident's resolution note when it resolves (see FixPrefixes).
+	Notes NoteKeeper
 	// HTTPClient carries the requests (default: 30s timeout). Its
 	// transport gets the authentication wrapped around it.
 	HTTPClient *http.Client

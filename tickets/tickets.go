@@ -490,6 +490,9 @@ func (t *Tickets) follow(ctx context.Context, log *slog.Logger, inc *model.Incid
 			rec.Done = append(rec.Done, s.id)
 		}
 	}
+	if inc.Status == model.StatusResolved && prev.Status != model.StatusResolved {
+		t.keepFixNote(ctx, log, inc, rec.Key)
+	}
 	// Steps are done; notes keep their marks (they are not steps of
 	// this update).
 	rec.Synced = baselineKeepStatus(*inc)

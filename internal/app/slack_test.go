@@ -408,6 +408,9 @@ func TestServeWithSlackAndJira(t *testing.T) {
 		t.Errorf("%d root messages about %s, want 1", n, id)
 	}
 
+	// Someone writes on the ticket what fixed it; the resolution keeps it.
+	jiraComment(t, jira, key, "Fix: swapped the DIMM in slot B2")
+
 	// More changes (a second host period, the resolution) never open a
 	// second ticket.
 	s.clock.Advance(time.Minute)
@@ -440,7 +443,8 @@ func TestServeWithSlackAndJira(t *testing.T) {
 			second = is
 		}
 	}
-	if !strings.Contains(second.Description, "How this was fixed before") || !strings.Contains(second.Description, "replaced DIMM B2 on host-009") {
+	if !strings.Contains(second.Description, "How this was fixed before") || !strings.Contains(second.Description, "replaced DIMM B2 on host-009") ||
+		!strings.Contains(second.Description, "swapped the DIMM in slot B2") {
 		t.Errorf("the next host-hardware-fault ticket does not say how the last one was fixed:\n%s", second.Description)
 	}
 	for _, r := range jira.Requests() {
@@ -492,5 +496,29 @@ func TestServeShowsJiraRefusal(t *testing.T) {
 	})
 	if strings.Contains(msg, testJiraToken) {
 		t.Error("ticket_error carries the Jira token")
+	}
+}
+
+// jiraComment adds a comment to the fake Jira's issue key as a person
+// would, through its REST API.
+func jiraComment(tb testing.TB, jira *jiratest.Server, key, body string) {
+	tb.Helper()
+	b, err := json.Marshal(map[string]string{"body": body})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, jira.URL+"/rest/api/2/issue/"+key+"/comment", strings.NewReader(string(b)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.SetBasicAuth(testJiraUser, testJiraToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		tb.Fatalf("comment on %s: status %d", key, resp.StatusCode)
 	}
 }

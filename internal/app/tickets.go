@@ -34,7 +34,7 @@ func newTickets(cfg config.Config, st *store.Store, replica string, clk clock.Cl
 		Components: cfg.JiraComponents, Assignees: cfg.JiraAssignees,
 		ResolveTransitions: cfg.JiraResolveTransitions, ReopenTransitions: cfg.JiraReopenTransitions,
 		ReopenWindow: cfg.JiraReopenWindow,
-		Store:        st, Hosts: st, Fixes: ticketFixes{st}, Consumer: replica,
+		Store:        st, Hosts: st, Fixes: ticketFixes{st}, Notes: st, Consumer: replica,
 		Clock: clk, Logger: log, Registerer: reg,
 	})
 	if err != nil {
