@@ -15,6 +15,7 @@ import (
 
 	"github.com/vmtriage/vmtriage/bot"
 	"github.com/vmtriage/vmtriage/internal/clock"
+	"github.com/vmtriage/vmtriage/internal/model"
 	"github.com/vmtriage/vmtriage/internal/store"
 )
 
@@ -51,6 +52,10 @@ type PosterOptions struct {
 	// goes to its site's and its severity's channels (one message in each),
 	// or to DefaultChannel when neither is set.
 	SiteChannels, SeverityChannels map[string]string
+	// OwnerChannels, if set, names more channels for an incident: those of
+	// the teams owning the services it hits (inventory.Manager's
+	// OwnerChannels). Each gets its own message too, kept in step.
+	OwnerChannels func(inc *model.Incident) []string
 	// Lease is how long one replica may hold an incident's message (default
 	// DefaultLease).
 	Lease  time.Duration
@@ -86,6 +91,7 @@ func NewPoster(opts PosterOptions) (*Poster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new slack poster: %w", err)
 	}
+	r.owners = opts.OwnerChannels
 	p := &Poster{client: opts.Client, store: opts.Store, routes: r, lease: opts.Lease, clock: opts.Clock, log: opts.Logger}
 	if p.lease <= 0 {
 		p.lease = DefaultLease

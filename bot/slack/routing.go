@@ -15,6 +15,9 @@ type routes struct {
 	def        string
 	sites      map[string]string
 	severities map[model.Severity]string
+	// owners, if set, names more channels for an incident: those of the
+	// teams owning the services it hits.
+	owners func(inc *model.Incident) []string
 }
 
 // newRoutes checks the channel settings: the default channel is required,
@@ -72,8 +75,9 @@ func sortedKeys(m map[string]string) []string {
 
 // channels returns where inc is posted: its site's channel and its
 // severity's channel (each once, site first), or the default channel when
-// neither is configured. Each channel gets its own message, kept up to date
-// on its own.
+// neither is configured; then the owning teams' channels, each once. Each
+// channel gets its own message, kept up to date on its own, so a team
+// channel that appears at a later version gets its first post then.
 func (r routes) channels(inc *model.Incident) []string {
 	var out []string
 	if ch, ok := r.sites[inc.Site]; ok && inc.Site != "" {
@@ -84,6 +88,14 @@ func (r routes) channels(inc *model.Incident) []string {
 	}
 	if len(out) == 0 {
 		out = append(out, r.def)
+	}
+	if r.owners != nil {
+		for _, ch := range r.owners(inc) {
+			ch = strings.TrimSpace(ch)
+			if checkChannel("owner channel", ch) == nil && !slices.Contains(out, ch) {
+				out = append(out, ch)
+			}
+		}
 	}
 	return out
 }

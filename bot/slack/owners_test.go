@@ -1,0 +1,53 @@
+package slack
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/vmtriage/vmtriage/bot/bottest"
+	"github.com/vmtriage/vmtriage/internal/model"
+)
+
+// TestPosterOwnerChannels: an incident goes to its usual channels and to
+// the channels of the teams owning the services it hits — one message per
+// channel, updated in place at later versions, never posted twice; a team
+// channel that appears at a later version gets its first post then.
+func TestPosterOwnerChannels(t *testing.T) {
+	ctx := context.Background()
+	e := newPosterEnv(t)
+	owners := map[int64][]string{
+		1: {"C0PAY", "C0DEFAULT", "C0PAY"}, // duplicates and the default collapse
+		2: {"C0PAY", "C0LEDGER", "not a channel"},
+	}
+	p := e.poster(t, func(o *PosterOptions) {
+		o.OwnerChannels = func(inc *model.Incident) []string { return owners[inc.Version] }
+	})
+	inc := bottest.UserRestart // no site or severity channel: the default
+	v1 := version(inc, 1, nil)
+	if err := p.Post(ctx, note(v1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Post(ctx, note(v1)); err != nil { // redelivered
+		t.Fatal(err)
+	}
+	v2 := version(inc, 2, func(i *model.Incident) { i.Summary = "more VMs" })
+	if err := p.Post(ctx, note(v2)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range e.slack.Calls() {
+		kind := c.Method
+		if c.ThreadTS != "" {
+			kind = "reply"
+		}
+		got = append(got, fmt.Sprintf("%s %s v%s", kind, c.Channel, shownVersion(c)))
+	}
+	want := []string{
+		"post C0DEFAULT v1", "post C0PAY v1",
+		"update C0DEFAULT v2", "update C0PAY v2", "post C0LEDGER v2",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("calls:\n got %q\nwant %q", got, want)
+	}
+}
