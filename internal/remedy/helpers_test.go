@@ -23,12 +23,18 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newBenchFixture(t)
+}
+
+// newBenchFixture is newFixture for tests and benchmarks alike.
+func newBenchFixture(tb testing.TB) *fixture {
+	tb.Helper()
 	clk := clock.NewFake(t0)
-	return &fixture{st: storetest.New(t, store.Options{Clock: clk}), clk: clk}
+	return &fixture{st: storetest.New(tb, store.Options{Clock: clk}), clk: clk}
 }
 
 // host stores a host of pod-a in a derived state with free capacity.
-func (f *fixture) host(t *testing.T, id string, state model.HostState, cpu, mem float64) {
+func (f *fixture) host(t testing.TB, id string, state model.HostState, cpu, mem float64) {
 	t.Helper()
 	ctx := context.Background()
 	o := model.Observation{Source: "test", Kind: model.KindHost, ID: id, Site: "pod-a", State: model.StateUp,
@@ -42,7 +48,7 @@ func (f *fixture) host(t *testing.T, id string, state model.HostState, cpu, mem 
 }
 
 // vms stores n VMs on host, vm-<host>-1..n, each of 1 vCPU and 1024 MiB.
-func (f *fixture) vms(t *testing.T, host string, n int) []string {
+func (f *fixture) vms(t testing.TB, host string, n int) []string {
 	t.Helper()
 	var obs []model.Observation
 	var ids []string
@@ -59,7 +65,7 @@ func (f *fixture) vms(t *testing.T, host string, n int) []string {
 }
 
 // incident stores a firing incident.
-func (f *fixture) incident(t *testing.T, inc model.Incident) model.Incident {
+func (f *fixture) incident(t testing.TB, inc model.Incident) model.Incident {
 	t.Helper()
 	ctx := context.Background()
 	id, err := f.st.NextIncidentID(ctx)
