@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -314,4 +315,26 @@ func (m *Manager) ImpactOf(ctx context.Context, name string) (TargetKind, Report
 	}
 	p := NewPlacement(append(placed, hit...))
 	return kind, Impact(p, inv, Fault{VMs: ids}), nil
+}
+
+// OwnerChannels is the Slack poster's hook: the channels of the teams
+// owning the services an incident hits (Incident.Services), each once, in
+// the order of the services (worst first). Teams without a channel are
+// skipped.
+func (m *Manager) OwnerChannels(inc *model.Incident) []string {
+	inv := m.Inventory()
+	var out []string
+	for _, s := range inc.Services {
+		team := s.Team
+		if team == "" {
+			team = inv.TeamOf(s.Service)
+		}
+		if team == "" {
+			continue
+		}
+		if ch := inv.Team(team).SlackChannel; ch != "" && !slices.Contains(out, ch) {
+			out = append(out, ch)
+		}
+	}
+	return out
 }

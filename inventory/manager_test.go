@@ -343,3 +343,23 @@ func TestImpactOfAndIncidentServices(t *testing.T) {
 		t.Errorf("IncidentServices of an unowned VM = %v, want nil", got)
 	}
 }
+
+func TestOwnerChannels(t *testing.T) {
+	f := newFixture(t, "inventory.yaml", `teams:
+  - {name: team-pay, slack_channel: C0PAY}
+  - {name: team-web}
+services:
+  - {name: pay, team: team-pay}
+  - {name: ledger, team: team-pay}
+  - {name: web, team: team-web}
+`)
+	inc := &model.Incident{Services: []model.ServiceImpact{
+		{Service: "pay"}, {Service: "web"}, {Service: "ledger"}, {Service: "unowned"},
+	}}
+	if got := f.m.OwnerChannels(inc); fmt.Sprint(got) != "[C0PAY]" {
+		t.Errorf("OwnerChannels = %v, want [C0PAY] once (team-web has no channel, unowned no team)", got)
+	}
+	if got := f.m.OwnerChannels(&model.Incident{}); got != nil {
+		t.Errorf("OwnerChannels of an incident hitting no service = %v", got)
+	}
+}
