@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -129,5 +130,35 @@ services:
 	if err := json.Unmarshal(hist, &h); code != http.StatusOK || err != nil || len(h.Changes) != 1 ||
 		h.Changes[0].Source != "api" || h.Changes[0].New != "payments-api" {
 		t.Errorf("GET /v1/inventory/history?vm=pay-4 = %d %s", code, hist)
+	}
+}
+
+// TestInventoryRoutesToOwners: with Slack on, a host failure hitting
+// payments-api is posted to the default channel and to team-pay's channel,
+// one message in each.
+func TestInventoryRoutesToOwners(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "inventory.csv")
+	if err := os.WriteFile(path, []byte("vm,service,team,slack_channel\n"+
+		"vm-1,payments-api,team-pay,C0PAY\nvm-2,payments-api,team-pay,\nvm-3,ledger,team-ledger,\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := newFakeSlack(t)
+	env := slackEnv(f)
+	env["VMTRIAGE_INVENTORY_PATH"] = path
+	s := bootService(t, bootOptions{Env: env})
+	now := s.clock.Now()
+	s.observe(t, vmState(t, "vm-1", "host-007", "crashed", now), vmState(t, "vm-3", "host-007", "crashed", now),
+		hostFacts(t, "host-007", 2, now))
+
+	eventually(t, 20*time.Second, "the incident in both channels", func() (bool, string) {
+		roots := rootsAbout(f.Calls(), "host-007")
+		return len(roots) >= 2, describe(f.Calls())
+	})
+	var channels []string
+	for _, c := range rootsAbout(f.Calls(), "host-007") {
+		channels = append(channels, c.Channel)
+	}
+	if fmt.Sprint(channels) != "["+testSlackChannel+" C0PAY]" {
+		t.Errorf("posted to %v, want the default channel and team-pay's C0PAY once each:\n%s", channels, describe(f.Calls()))
 	}
 }
