@@ -147,6 +147,9 @@ func Serve(ctx context.Context, opts Options) error {
 		h, _ := os.Hostname()
 		replica = fmt.Sprintf("%s-%d", h, os.Getpid())
 	}
+	if err := addSites(&coll, cfg, st, replica, clk, log, reg); err != nil {
+		return err
+	}
 	tk, err := newTickets(cfg, st, replica, clk, log.With("component", "tickets"), reg)
 	if err != nil {
 		return err
@@ -184,7 +187,7 @@ func Serve(ctx context.Context, opts Options) error {
 	case sl.api != nil:
 		if poster, err = botslack.NewPoster(botslack.PosterOptions{
 			Client: sl.api, Store: st, DefaultChannel: cfg.SlackChannel,
-			SiteChannels: cfg.SlackSiteChannels, SeverityChannels: cfg.SlackSeverityChannels, OwnerChannels: inv.OwnerChannels,
+			SiteChannels: cfg.SlackSiteChannels, SeverityChannels: cfg.SlackSeverityChannels,
 			Clock: clk, Logger: log.With("component", "slack"),
 		}); err != nil {
 			return fmt.Errorf("start slack notifications: %w", err)

@@ -60,7 +60,7 @@ func newCollectors(cfg config.Config, st *store.Store, clk clock.Clock, log *slo
 
 	if len(cfg.HeartbeatTokens) > 0 {
 		hb, err := heartbeat.New(heartbeat.Options{
-			Tokens: cfg.HeartbeatTokens, Sink: st,
+			Tokens: cfg.HeartbeatTokens, Hosts: cfg.HeartbeatHosts, Sink: st,
 			Clock: clk, Logger: log.With("component", "heartbeat"), Registerer: reg,
 		})
 		if err != nil {

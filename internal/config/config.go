@@ -98,6 +98,14 @@ type Config struct {
 	AlertmanagerToken   Secret            `env:"ALERTMANAGER_TOKEN" help:"Bearer token POST /v1/alertmanager requires; empty requires none."`
 	LatencyWindow       time.Duration     `env:"LATENCY_WINDOW, default=15m" help:"How far back GET /v1/latency and /triage latency look."`
 
+	// Registered sites (collectors/sites) and host heartbeats.
+	SitesToken        Secret        `env:"SITES_TOKEN" help:"Registration token POST /v1/sites and DELETE /v1/sites/{site} require (16+ characters); empty turns registered sites off."`
+	SitesInterval     time.Duration `env:"SITES_INTERVAL, default=10s" help:"How often the registry of sites is read: a registration takes effect within this time, without a restart."`
+	SitesPollInterval time.Duration `env:"SITES_POLL_INTERVAL, default=1m" help:"How often each registered endpoint is polled."`
+	SitesFailAfter    int           `env:"SITES_FAIL_AFTER, default=3" help:"Failed polls in a row after which an endpoint counts as failing; a site whose every endpoint fails is one site-collectors-down incident."`
+	SitesCAFile       string        `env:"SITES_CA_FILE" help:"PEM file of CA certificates trusted, besides the system's, for registered endpoints (a private CA)."`
+	HeartbeatHosts    bool          `env:"HEARTBEAT_HOSTS, default=true" help:"Accept heartbeats of kind host on POST /v1/heartbeats: proof of life for hosts, never hardware facts."`
+
 	// Inventory and impact: which services and teams a fault hits.
 	InventoryPath  string `env:"INVENTORY_PATH" help:"Inventory file (.yaml, .yml or .csv) of VM → service → team → Slack channel, user group, Jira component and assignee; reloaded on change, a bad file is refused and the previous inventory stays. Empty: only what POST /v1/inventory pushed."`
 	InventoryToken Secret `env:"INVENTORY_TOKEN" help:"Bearer token POST /v1/inventory requires (16+ characters); empty turns pushes off."`
@@ -280,6 +288,7 @@ func (c *Config) validate() []string {
 	}
 	c.validateInventory(bad)
 	c.validateCollectors(bad)
+	c.validateSites(bad)
 	c.validateOutages(bad)
 	c.validateRemedies(bad)
 	switch strings.ToLower(c.LogLevel) {

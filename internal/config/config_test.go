@@ -53,6 +53,11 @@ func TestLoadDefaults(t *testing.T) {
 		AzureKeepAlive:     5 * time.Minute,
 		LatencyWindow:      15 * time.Minute,
 
+		SitesInterval:     10 * time.Second,
+		SitesPollInterval: time.Minute,
+		SitesFailAfter:    3,
+		HeartbeatHosts:    true,
+
 		LibvirtInterval:        time.Minute,
 		LibvirtRPCTimeout:      30 * time.Second,
 		PrometheusInterval:     time.Minute,
@@ -212,6 +217,7 @@ var secrets = map[string]string{
 	"VMTRIAGE_PROMETHEUS_TOKEN":     "LEAK-prometheus",
 	"VMTRIAGE_STATUS_TOKEN":         "LEAK-status",
 	"VMTRIAGE_HEARTBEAT_TOKENS":     "site-a:LEAK-heartbeat-0123456789",
+	"VMTRIAGE_SITES_TOKEN":          "LEAK-sites-0123456789",
 	"VMTRIAGE_INVENTORY_TOKEN":      "LEAK-inventory-0123456789",
 }
 
