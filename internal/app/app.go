@@ -187,7 +187,7 @@ func Serve(ctx context.Context, opts Options) error {
 	case sl.api != nil:
 		if poster, err = botslack.NewPoster(botslack.PosterOptions{
 			Client: sl.api, Store: st, DefaultChannel: cfg.SlackChannel,
-			SiteChannels: cfg.SlackSiteChannels, SeverityChannels: cfg.SlackSeverityChannels,
+			SiteChannels: cfg.SlackSiteChannels, SeverityChannels: cfg.SlackSeverityChannels, OwnerChannels: inv.OwnerChannels,
 			Clock: clk, Logger: log.With("component", "slack"),
 		}); err != nil {
 			return fmt.Errorf("start slack notifications: %w", err)
