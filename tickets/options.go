@@ -119,6 +119,11 @@ type Options struct {
 	// Components and Assignees map an incident's cause to a component name
 	// and to an assignee (account id on Cloud, user name on Server).
 	Components, Assignees map[string]string
+	// Owner, if set, gives the component and assignee of the team owning
+	// the services an incident hits (inventory.Manager's JiraOwner); a
+	// value it gives wins over the cause's in Components and Assignees,
+	// an empty one leaves the cause's.
+	Owner func(inc *model.Incident) (component, assignee string)
 	// ResolveTransitions and ReopenTransitions are transition names tried
 	// in order (case-insensitive) when the incident resolves or recurs.
 	ResolveTransitions, ReopenTransitions []string

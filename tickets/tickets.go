@@ -1,6 +1,7 @@
 package tickets
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -393,11 +394,16 @@ func (t *Tickets) ensure(ctx context.Context, log *slog.Logger, inc *model.Incid
 	if err != nil {
 		return &permanentError{msg: err.Error()}
 	}
+	component, assignee := t.opts.Components[inc.Cause], t.opts.Assignees[inc.Cause]
+	if t.opts.Owner != nil {
+		c, a := t.opts.Owner(inc)
+		component, assignee = cmp.Or(c, component), cmp.Or(a, assignee)
+	}
 	key, err := t.jira.create(ctx, newIssue{
 		Summary: summary, Description: desc, Labels: labels,
 		Priority:  t.opts.Priorities[inc.Severity],
-		Component: t.opts.Components[inc.Cause],
-		Assignee:  t.opts.Assignees[inc.Cause],
+		Component: component,
+		Assignee:  assignee,
 	})
 	if err != nil {
 		return err
