@@ -33,8 +33,8 @@ func hex2(b uint8) string {
 
 // Chart sizes.
 const (
-	chartW, chartH               = 760, 320
-	marginL, marginR             = 56, 170
+	chartW, chartH               = 820, 320
+	marginL, marginR             = 56, 230
 	marginT, marginB             = 20, 36
 	glyphScale                   = 2
 	glyphW, glyphH, glyphSpacing = 3, 5, 1
