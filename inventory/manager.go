@@ -338,3 +338,28 @@ func (m *Manager) OwnerChannels(inc *model.Incident) []string {
 	}
 	return out
 }
+
+// JiraOwner is the ticket worker's hook: the Jira component and assignee
+// of the team owning the worst-hit service of an incident that names them
+// (Incident.Services is worst first); each is taken from the first such
+// team that has it, "" when none does.
+func (m *Manager) JiraOwner(inc *model.Incident) (component, assignee string) {
+	inv := m.Inventory()
+	for _, s := range inc.Services {
+		team := s.Team
+		if team == "" {
+			team = inv.TeamOf(s.Service)
+		}
+		if team == "" {
+			continue
+		}
+		t := inv.Team(team)
+		if component == "" {
+			component = t.JiraComponent
+		}
+		if assignee == "" {
+			assignee = t.JiraAssignee
+		}
+	}
+	return component, assignee
+}

@@ -363,3 +363,33 @@ services:
 		t.Errorf("OwnerChannels of an incident hitting no service = %v", got)
 	}
 }
+
+func TestJiraOwner(t *testing.T) {
+	f := newFixture(t, "inventory.yaml", `teams:
+  - {name: team-pay, jira_component: Payments}
+  - {name: team-web, jira_component: Web, jira_assignee: web-oncall}
+services:
+  - {name: pay, team: team-pay}
+  - {name: web, team: team-web}
+`)
+	for _, tc := range []struct {
+		name     string
+		services []string
+		comp, as string
+	}{
+		{"worst service's team first, assignee from the next that has one", []string{"pay", "web"}, "Payments", "web-oncall"},
+		{"one team", []string{"web"}, "Web", "web-oncall"},
+		{"unowned", []string{"unknown"}, "", ""},
+		{"none", nil, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inc := &model.Incident{}
+			for _, s := range tc.services {
+				inc.Services = append(inc.Services, model.ServiceImpact{Service: s})
+			}
+			if c, a := f.m.JiraOwner(inc); c != tc.comp || a != tc.as {
+				t.Errorf("JiraOwner = %q, %q; want %q, %q", c, a, tc.comp, tc.as)
+			}
+		})
+	}
+}
