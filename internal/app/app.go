@@ -150,7 +150,7 @@ func Serve(ctx context.Context, opts Options) error {
 	if err := addSites(&coll, cfg, st, replica, clk, log, reg); err != nil {
 		return err
 	}
-	tk, err := newTickets(cfg, st, replica, clk, log.With("component", "tickets"), reg)
+	tk, err := newTickets(cfg, st, replica, inv.JiraOwner, clk, log.With("component", "tickets"), reg)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/vmtriage/vmtriage/bot"
 	"github.com/vmtriage/vmtriage/bot/console"
 	"github.com/vmtriage/vmtriage/internal/model"
+	"github.com/vmtriage/vmtriage/tickets/jiratest"
 )
 
 const inventoryToken = "inventory-token-0123456789"
@@ -160,5 +161,32 @@ func TestInventoryRoutesToOwners(t *testing.T) {
 	}
 	if fmt.Sprint(channels) != "["+testSlackChannel+" C0PAY]" {
 		t.Errorf("posted to %v, want the default channel and team-pay's C0PAY once each:\n%s", channels, describe(f.Calls()))
+	}
+}
+
+// TestInventoryTicketOwner: the ticket of a host failure hitting
+// payments-api gets team-pay's Jira component and assignee.
+func TestInventoryTicketOwner(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "inventory.csv")
+	if err := os.WriteFile(path, []byte("vm,service,team,jira_component,jira_assignee\n"+
+		"vm-1,payments-api,team-pay,Payments,acc-pay\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	jira := jiratest.NewServer(jiratest.Options{Cloud: true, User: testJiraUser, Token: testJiraToken,
+		Components: []string{"Payments", "Compute"}, Assignees: []string{"acc-pay"}})
+	t.Cleanup(jira.Close)
+	s := bootService(t, bootOptions{Env: map[string]string{
+		"VMTRIAGE_INVENTORY_PATH": path,
+		"VMTRIAGE_JIRA_URL":       jira.URL, "VMTRIAGE_JIRA_USER": testJiraUser, "VMTRIAGE_JIRA_TOKEN": testJiraToken,
+		"VMTRIAGE_JIRA_PROJECT": "OPS", "VMTRIAGE_JIRA_COMPONENTS": "host-hardware-fault:Compute",
+	}})
+	now := s.clock.Now()
+	s.observe(t, vmState(t, "vm-1", "host-007", "crashed", now), hostFacts(t, "host-007", 2, now))
+	eventually(t, 20*time.Second, "the ticket", func() (bool, string) {
+		return len(jira.Issues()) == 1, fmt.Sprint(jira.Issues())
+	})
+	is := jira.Issues()[0]
+	if fmt.Sprint(is.Components) != "[Payments]" || is.Assignee != "acc-pay" {
+		t.Errorf("ticket components %v assignee %q; want team-pay's Payments and acc-pay over the cause's Compute", is.Components, is.Assignee)
 	}
 }

@@ -16,7 +16,11 @@ import (
 // newTickets builds the Jira ticket worker when VMTRIAGE_JIRA_URL is set,
 // or returns nil. It consumes the incidents stream in its own group, so it
 // sees every incident change whatever Slack does.
-func newTickets(cfg config.Config, st *store.Store, replica string, clk clock.Clock, log *slog.Logger, reg prometheus.Registerer) (*tickets.Tickets, error) {
+//
+// owner gives the Jira component and assignee of the team owning the
+// services an incident hits (the inventory's), over the cause's.
+func newTickets(cfg config.Config, st *store.Store, replica string, owner func(*model.Incident) (string, string),
+	clk clock.Clock, log *slog.Logger, reg prometheus.Registerer) (*tickets.Tickets, error) {
 	if cfg.JiraURL == "" {
 		return nil, nil
 	}
@@ -31,7 +35,7 @@ func newTickets(cfg config.Config, st *store.Store, replica string, clk clock.Cl
 	tk, err := tickets.New(tickets.Options{
 		BaseURL: cfg.JiraURL, User: cfg.JiraUser, Token: cfg.JiraToken, Flavor: tickets.Flavor(cfg.JiraFlavor),
 		Project: cfg.JiraProject, IssueType: cfg.JiraIssueType, Severities: sevs, Priorities: prios,
-		Components: cfg.JiraComponents, Assignees: cfg.JiraAssignees,
+		Components: cfg.JiraComponents, Assignees: cfg.JiraAssignees, Owner: owner,
 		ResolveTransitions: cfg.JiraResolveTransitions, ReopenTransitions: cfg.JiraReopenTransitions,
 		ReopenWindow: cfg.JiraReopenWindow,
 		Store:        st, Hosts: st, Fixes: ticketFixes{st}, Notes: st, Consumer: replica,
