@@ -60,6 +60,7 @@ const (
 	DefaultPollTimeout  = 30 * time.Second
 	DefaultFailAfter    = 3
 	DefaultKeepAlive    = 5 * time.Minute
+	DefaultConcurrency  = 32
 	DefaultSource       = "sites"
 	// ServiceID names the service observation a blind site gets.
 	ServiceID = "site-collectors"
@@ -80,6 +81,8 @@ type ManagerOptions struct {
 	PollInterval time.Duration
 	// PollTimeout bounds one poll; default 30s.
 	PollTimeout time.Duration
+	// Concurrency bounds the polls in flight; default 32.
+	Concurrency int
 	// FailAfter is how many failed polls in a row make an endpoint count
 	// as failing; a site whose every endpoint fails is down. Default 3.
 	FailAfter int
@@ -155,6 +158,9 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 	}
 	if opts.FailAfter <= 0 {
 		opts.FailAfter = DefaultFailAfter
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultConcurrency
 	}
 	if opts.KeepAlive <= 0 {
 		opts.KeepAlive = DefaultKeepAlive
@@ -339,8 +345,13 @@ func (m *Manager) pollDue(ctx context.Context) {
 	}
 	m.mu.Unlock()
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, m.opts.Concurrency)
 	for _, e := range due {
-		wg.Go(func() { m.pollOne(ctx, e, now) })
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			m.pollOne(ctx, e, now)
+		})
 	}
 	wg.Wait()
 }

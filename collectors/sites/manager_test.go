@@ -517,3 +517,25 @@ func TestPrometheusKind(t *testing.T) {
 		t.Fatalf("sent %+v, want one host-7 observation of source prometheus/pod-a", got)
 	}
 }
+
+// TestEndpointOfAnUnknownKind: a registry entry this replica cannot poll
+// (registered through a replica that knows more kinds) is reported as a
+// failing endpoint with the reason, not skipped in silence.
+func TestEndpointOfAnUnknownKind(t *testing.T) {
+	r := newRig(t)
+	if err := r.st.RegisterSite(r.ctx, store.RegisteredSite{Site: "pod-a",
+		Endpoints: []store.SiteEndpoint{{Kind: "libvirt", URI: "qemu+tls://h1/system"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		r.step()
+		r.clk.Advance(time.Minute)
+	}
+	st := mustStatus(t, r, "pod-a", "libvirt qemu+tls://h1/system")
+	if st.Failures != 3 || !strings.Contains(st.LastError, `kind "libvirt" is not polled by this server`) {
+		t.Fatalf("status %+v", st)
+	}
+	if got := siteStates(r.sink.take()); !slices.Equal(got, []string{"pod-a=down"}) {
+		t.Fatalf("sent %v, want pod-a down", got)
+	}
+}
