@@ -1,12 +1,15 @@
 package outage
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
 
+	"github.com/vmtriage/vmtriage/internal/clock"
 	"github.com/vmtriage/vmtriage/internal/store"
+	"github.com/vmtriage/vmtriage/internal/store/storetest"
 )
 
 // benchInput is 100,000 VMs on 2,500 hosts in 10 sites, with 30 days of
@@ -63,4 +66,39 @@ func BenchmarkCompute30Days100kVMsSite(b *testing.B) {
 	for b.Loop() {
 		Compute(in)
 	}
+}
+
+// BenchmarkReportFromRedis reads and computes the fleet report from the
+// real store: 10,000 VMs with 30 days of intervals (about 30,000), the
+// reads (OutagesBetween, counts, incidents) included.
+func BenchmarkReportFromRedis(b *testing.B) {
+	ctx := context.Background()
+	in := benchInput()
+	st := storetest.New(b, store.Options{})
+	byVM := map[string][]store.Outage{}
+	for _, o := range in.Outages {
+		if o.VM < "vm-010000" {
+			byVM[o.VM] = append(byVM[o.VM], o)
+		}
+	}
+	n := 0
+	for vm, ivs := range byVM {
+		n += len(ivs)
+		if err := st.UpdateOutages(ctx, vm, func([]store.Outage) ([]store.Outage, error) { return ivs, nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r := &Reporter{Source: st, Clock: clock.NewFake(in.To)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		rep, err := r.Report(ctx, in.From, in.To, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.Fleet.Outages == 0 {
+			b.Fatal("no outages read")
+		}
+	}
+	b.ReportMetric(float64(n), "intervals")
 }

@@ -167,6 +167,10 @@ type acc struct {
 	outages, open    int
 	repaired         int
 	repairSum        time.Duration
+	// seen counts the VMs of a host or site met in the intervals; onHost
+	// and onSite are where a VM's latest interval was booked.
+	seen           int
+	onHost, onSite *acc
 }
 
 func (a *acc) down() time.Duration {
@@ -251,12 +255,15 @@ func Compute(in Input) Report {
 	vms := make(map[string]*acc, len(in.Outages)/2)
 	var vmOrder []*acc // first seen first, so sorted input stays sorted
 	hosts := make(map[string]*acc)
-	hostVMSeen := make(map[string]map[string]struct{})
 	sites := make(map[string]*acc)
-	siteVMSeen := make(map[string]map[string]struct{})
 	days := newDays(in.From, end)
 	type causeKey struct{ cause, attribution string }
 	causes := map[causeKey]*CauseMinutes{}
+	// The store lists intervals by VM, so consecutive intervals mostly
+	// share their VM, host, site and cause: remember the last of each
+	// rather than hash the names again (this loop may see 300,000).
+	var last *acc
+	var lastCause *CauseMinutes
 	for i := range in.Outages {
 		o := &in.Outages[i]
 		if in.Site != "" && o.Site != in.Site {
@@ -274,37 +281,49 @@ func Compute(in Input) Report {
 		}
 		clipped := e.Sub(s)
 		fleet.add(o, clipped, end, in.From)
-		v := vms[o.VM]
-		if v == nil {
-			v = &acc{name: o.VM, host: o.Host, site: o.Site, vms: 1}
-			vms[o.VM] = v
-			vmOrder = append(vmOrder, v)
+		v := last
+		if v == nil || v.name != o.VM {
+			if v = vms[o.VM]; v == nil {
+				v = &acc{name: o.VM, host: o.Host, site: o.Site, vms: 1}
+				vms[o.VM] = v
+				vmOrder = append(vmOrder, v)
+			}
+			last = v
 		}
 		v.add(o, clipped, end, in.From)
 		if o.Host != "" {
-			h := hosts[o.Host]
-			if h == nil {
-				h = &acc{name: o.Host, site: o.Site, vms: in.HostVMs[o.Host]}
-				hosts[o.Host] = h
-				hostVMSeen[o.Host] = map[string]struct{}{}
+			// A VM counts once on each host it had an outage on (a VM that
+			// went back and forth counts again; rare enough).
+			if v.onHost == nil || v.onHost.name != o.Host {
+				h := hosts[o.Host]
+				if h == nil {
+					h = &acc{name: o.Host, site: o.Site, vms: in.HostVMs[o.Host]}
+					hosts[o.Host] = h
+				}
+				h.seen++
+				v.onHost = h
 			}
-			h.add(o, clipped, end, in.From)
-			hostVMSeen[o.Host][o.VM] = struct{}{}
+			v.onHost.add(o, clipped, end, in.From)
 		}
-		site := sites[o.Site]
-		if site == nil {
-			site = &acc{name: o.Site, vms: in.SiteVMs[o.Site]}
-			sites[o.Site] = site
-			siteVMSeen[o.Site] = map[string]struct{}{}
+		if v.onSite == nil || v.onSite.name != o.Site {
+			site := sites[o.Site]
+			if site == nil {
+				site = &acc{name: o.Site, vms: in.SiteVMs[o.Site]}
+				sites[o.Site] = site
+			}
+			site.seen++
+			v.onSite = site
 		}
-		site.add(o, clipped, end, in.From)
-		siteVMSeen[o.Site][o.VM] = struct{}{}
+		v.onSite.add(o, clipped, end, in.From)
 		days.add(Attribution(o.Attribution), s, e)
-		ck := causeKey{o.Cause, o.Attribution}
-		c := causes[ck]
-		if c == nil {
-			c = &CauseMinutes{Cause: o.Cause, Attribution: o.Attribution}
-			causes[ck] = c
+		c := lastCause
+		if c == nil || c.Cause != o.Cause || c.Attribution != o.Attribution {
+			ck := causeKey{o.Cause, o.Attribution}
+			if c = causes[ck]; c == nil {
+				c = &CauseMinutes{Cause: o.Cause, Attribution: o.Attribution}
+				causes[ck] = c
+			}
+			lastCause = c
 		}
 		c.Minutes += clipped.Minutes()
 		c.Outages++
@@ -313,12 +332,12 @@ func Compute(in Input) Report {
 		fleet.vms = len(vms)
 	}
 	rep.Fleet = fleet.availability(period)
-	for name, h := range hosts {
-		h.vms = max(h.vms, len(hostVMSeen[name]))
+	for _, h := range hosts {
+		h.vms = max(h.vms, h.seen)
 		rep.Hosts = append(rep.Hosts, h.availability(period))
 	}
-	for name, s := range sites {
-		s.vms = max(s.vms, len(siteVMSeen[name]))
+	for _, s := range sites {
+		s.vms = max(s.vms, s.seen)
 		rep.Sites = append(rep.Sites, s.availability(period))
 	}
 	for site, n := range in.SiteVMs {
@@ -345,13 +364,10 @@ func Compute(in Input) Report {
 		slices.SortFunc(rep.VMs, byName)
 	}
 	slices.SortFunc(rep.Hosts, byName)
-	byBreach := func(a, b Breach) int {
-		return cmp.Or(cmp.Compare(a.UptimePercent, b.UptimePercent), cmp.Compare(a.VM, b.VM))
-	}
-	slices.SortFunc(rep.Breaches, byBreach)
-	slices.SortFunc(rep.PlatformBreaches, func(a, b Breach) int {
-		return cmp.Or(cmp.Compare(a.PlatformUptimePercent, b.PlatformUptimePercent), cmp.Compare(a.VM, b.VM))
-	})
+	// Breaches were collected in VM order; sorting by uptime keeps that
+	// order for ties.
+	rep.Breaches = sortBreaches(rep.Breaches, func(b *Breach) float64 { return b.UptimePercent })
+	rep.PlatformBreaches = sortBreaches(rep.PlatformBreaches, func(b *Breach) float64 { return b.PlatformUptimePercent })
 	rep.WorstVMs = worstOf(rep.VMs, worst)
 	rep.WorstHosts = worstOf(rep.Hosts, worst)
 	rep.Days = days.list()
@@ -373,6 +389,26 @@ func Compute(in Input) Report {
 		rep.PlatformBreaches = []Breach{}
 	}
 	return rep
+}
+
+// sortBreaches orders breaches by key, ties in their given order. It sorts
+// small keys rather than the breaches themselves: a bad month can put most
+// of 100,000 VMs under the target.
+func sortBreaches(bs []Breach, key func(*Breach) float64) []Breach {
+	type k struct {
+		v float64
+		i int
+	}
+	keys := make([]k, len(bs))
+	for i := range bs {
+		keys[i] = k{key(&bs[i]), i}
+	}
+	slices.SortFunc(keys, func(a, b k) int { return cmp.Or(cmp.Compare(a.v, b.v), cmp.Compare(a.i, b.i)) })
+	out := make([]Breach, len(bs))
+	for j, x := range keys {
+		out[j] = bs[x.i]
+	}
+	return out
 }
 
 // worstOf returns up to n entries with the most downtime, ties by name. It
