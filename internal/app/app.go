@@ -125,6 +125,7 @@ func Serve(ctx context.Context, opts Options) error {
 		Actions:     actions{Engine: engine, st: st},
 		Permissions: bot.Permissions{Ack: cfg.Operators, Approve: cfg.Approvers},
 		Membership:  sl.membership,
+		Auditor:     auditor{st: st, log: log.With("component", "audit")},
 		NotFound:    func(err error) bool { return errors.Is(err, store.ErrNotFound) },
 		Clock:       clk,
 		Logger:      log.With("component", "bot"),
@@ -219,6 +220,7 @@ func Serve(ctx context.Context, opts Options) error {
 	extra := map[string]http.Handler{
 		"GET /kb/":        kb.Handler(),
 		"GET /v1/latency": latency.Handler(tracker),
+		"GET /v1/audit":   auditHandler(st),
 	}
 	maps.Copy(extra, coll.routes)
 	maps.Copy(extra, inv.Routes())
