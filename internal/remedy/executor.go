@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,6 +43,9 @@ type ExecutorOptions struct {
 	// StopOnFailure skips the remaining steps after a failed one; by
 	// default a failure does not abort the rest.
 	StopOnFailure bool
+	// RenewEvery is how often the lease is renewed while steps run
+	// (default a third of Lease, in real time).
+	RenewEvery time.Duration
 	// Poll is how often Run looks for approved remedies (default 1s).
 	Poll   time.Duration
 	Clock  clock.Clock
@@ -198,12 +202,10 @@ func (x *Executor) run(ctx context.Context, r model.Remedy) error {
 		if err := x.save(ctx, &r); err != nil {
 			return err
 		}
-		var wg sync.WaitGroup
-		results := make([]model.RemedyStep, len(batch))
-		for k, i := range batch {
-			wg.Go(func() { results[k] = x.step(ctx, r, r.Steps[i]) })
+		results := x.runBatch(ctx, &r, batch)
+		if results == nil {
+			return fmt.Errorf("remedy %s: %w", r.ID, errLost)
 		}
-		wg.Wait()
 		var audit []model.AuditEntry
 		for k, i := range batch {
 			r.Steps[i] = results[k]
@@ -231,6 +233,59 @@ func (x *Executor) run(ctx context.Context, r model.Remedy) error {
 	log.Info("remedy finished", "state", r.State, "result", text)
 	SyncIncident(ctx, x.o.Store, r, log)
 	return nil
+}
+
+// runBatch runs the steps of batch at once, renewing the lease while they
+// run (a step may take longer than the lease), and returns their outcomes;
+// nil when the lease could not be renewed because another executor took
+// the remedy over, in which case the steps' outcomes are left to it (it
+// marks them unknown, never repeats them).
+func (x *Executor) runBatch(ctx context.Context, r *model.Remedy, batch []int) []model.RemedyStep {
+	snapshot := *r
+	snapshot.Steps = slices.Clone(r.Steps)
+	results := make([]model.RemedyStep, len(batch))
+	var wg sync.WaitGroup
+	for k, i := range batch {
+		wg.Go(func() { results[k] = x.step(ctx, snapshot, snapshot.Steps[i]) })
+	}
+	done := make(chan struct{})
+	lost := false
+	var renew sync.WaitGroup
+	renew.Go(func() {
+		t := time.NewTicker(x.renewEvery())
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				r.LeaseUntil = x.clock.Now().Add(x.o.Lease)
+				if err := x.save(ctx, r); err != nil {
+					x.log.Warn("renew remedy lease", "remedy", r.ID, "err", err)
+					if errors.Is(err, errLost) {
+						lost = true
+						return
+					}
+				}
+			}
+		}
+	})
+	wg.Wait()
+	close(done)
+	renew.Wait()
+	if lost {
+		return nil
+	}
+	return results
+}
+
+// renewEvery is how often a running batch renews its lease: a third of
+// the lease, so two renewals may fail before another executor takes over.
+func (x *Executor) renewEvery() time.Duration {
+	if x.o.RenewEvery > 0 {
+		return x.o.RenewEvery
+	}
+	return x.o.Lease / 3
 }
 
 func (x *Executor) save(ctx context.Context, r *model.Remedy, audit ...model.AuditEntry) error {

@@ -86,3 +86,73 @@ func TestReplicaKilledMidPlanIsTakenOver(t *testing.T) {
 		t.Errorf("audit = %q", whats)
 	}
 }
+
+// gate blocks migrations until it is opened.
+type gate struct {
+	DryRun
+	started chan string
+	open    chan struct{}
+}
+
+func (g *gate) MigrateVM(ctx context.Context, t Target, to string) error {
+	g.started <- t.VM
+	select {
+	case <-g.open:
+		return g.DryRun.MigrateVM(ctx, t, to)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// A step that takes longer than the lease does not let another executor
+// take the remedy over: the lease is renewed while the step runs.
+func TestLongStepKeepsItsLease(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.host(t, "host-1", model.HostFailed, 0, 0)
+	f.host(t, "host-2", model.HostHealthy, 64, 65536)
+	inc := f.incident(t, hostIncident(f.vms(t, "host-1", 1)))
+	m := f.manager(t, Options{})
+	if _, err := m.Request(ctx, inc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Decide(ctx, inc.ID, Approve, "U1", ""); err != nil {
+		t.Fatal(err)
+	}
+	g := &gate{started: make(chan string, 1), open: make(chan struct{})}
+	xa, err := NewExecutor(ExecutorOptions{Store: f.st, Actuator: g, Owner: "replica-a", Clock: f.clk, RenewEvery: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := xa.RunOnce(ctx); done <- err }()
+	select {
+	case <-g.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the migration did not start")
+	}
+	f.clk.Advance(DefaultLease + time.Second) // the step outlasts the lease it started with
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, _ := f.st.RemedyForIncident(ctx, inc.ID)
+		if r.LeaseUntil.After(f.clk.Now()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lease was not renewed while the step ran")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b := &DryRun{}
+	if n, err := f.executor(t, "replica-b", b).RunOnce(ctx); err != nil || n != 0 {
+		t.Fatalf("replica-b took over a remedy whose step is still running: %d, %v", n, err)
+	}
+	close(g.open)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	r, _ := f.st.RemedyForIncident(ctx, inc.ID)
+	if r.State != model.RemedyDone || r.Result != "1 moved" || r.Owner != "replica-a" {
+		t.Errorf("remedy %s %q owned by %s", r.State, r.Result, r.Owner)
+	}
+}
