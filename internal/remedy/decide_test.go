@@ -47,6 +47,8 @@ func TestDecide(t *testing.T) {
 		{name: "approving an expired remedy is refused", r: func() model.Remedy { r := awaiting(1); r.State = model.RemedyExpired; return r }(),
 			kind: Approve, user: "U1", wantErr: "expired"},
 		{name: "deny needs a reason", r: awaiting(1), kind: Deny, user: "U1", reason: "  ", wantErr: "needs a reason"},
+		{name: "deny with a reason too long", r: awaiting(1), kind: Deny, user: "U1", reason: strings.Repeat("é", MaxReasonLen+1), wantErr: "keep it under 500"},
+		{name: "deny with the longest reason", r: awaiting(1), kind: Deny, user: "U1", reason: strings.Repeat("é", MaxReasonLen), wantState: model.RemedyDenied},
 		{name: "deny with a reason", r: awaiting(2, "U1"), kind: Deny, user: "U2", reason: "host is fine", wantState: model.RemedyDenied, approvals: 1},
 		{name: "deny of a denied remedy is refused", r: func() model.Remedy { r := awaiting(1); r.State = model.RemedyDenied; return r }(),
 			kind: Deny, user: "U1", reason: "x", wantErr: "already denied"},

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vmtriage/vmtriage/internal/clock"
 	"github.com/vmtriage/vmtriage/internal/model"
@@ -304,6 +305,10 @@ func (m *Manager) PlanHost(ctx context.Context, host, site, self string) (Plan, 
 	return PlanMigration(host, site, sizes, cands), nil
 }
 
+// MaxReasonLen is the longest denial reason, in characters: it is shown
+// in the incident's thread and kept in the audit trail.
+const MaxReasonLen = 500
+
 // Decision kinds.
 const (
 	Approve = "approve"
@@ -337,6 +342,9 @@ func Decide(r model.Remedy, kind, user, reason string, isApprover bool, recoveri
 		reason = strings.TrimSpace(reason)
 		if reason == "" {
 			return r, entry, refused("a denial needs a reason: /triage deny %s <reason>", r.Incident)
+		}
+		if n := utf8.RuneCountInString(reason); n > MaxReasonLen {
+			return r, entry, refused("the reason is %d characters long; keep it under %d", n, MaxReasonLen)
 		}
 		r.State = model.RemedyDenied
 		r.Denial = &model.Decision{User: user, At: now, Reason: reason}
