@@ -39,10 +39,11 @@ func DefaultKinds() map[string]Kind {
 
 // newPrometheusPoller reads a site's Prometheus with collectors/prometheus,
 // under a source of its own ("prometheus/<site>") so that a site's
-// Prometheus going quiet is that source's stopped-reporting incident.
+// Prometheus going quiet is that source's stopped-reporting incident. Its
+// counters' increases are taken over the poll interval.
 func newPrometheusPoller(site string, ep store.SiteEndpoint, d Deps) (Poller, error) {
 	c, err := prometheus.New(prometheus.Options{
-		URL: ep.URL, Site: site, Source: "prometheus/" + site, Sink: d.Sink,
+		URL: ep.URL, Site: site, Source: "prometheus/" + site, Sink: d.Sink, Interval: d.Interval,
 		HTTPClient: d.HTTPClient, Clock: d.Clock, Logger: d.Logger,
 	})
 	if err != nil {

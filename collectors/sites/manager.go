@@ -29,6 +29,9 @@ type Factory func(site string, ep store.SiteEndpoint, deps Deps) (Poller, error)
 
 // Deps are what a factory may hand to the poller it makes.
 type Deps struct {
+	// Interval is how often the poller is called (PollInterval), for
+	// pollers whose queries look back over one period.
+	Interval   time.Duration
 	Sink       Sink
 	HTTPClient *http.Client
 	Clock      clock.Clock
@@ -302,7 +305,7 @@ func (m *Manager) sync(ctx context.Context, regs []store.RegisteredSite, statuse
 			k, ok := m.opts.Kinds[ep.Kind]
 			if !ok {
 				e.makeErr = fmt.Sprintf("kind %q is not polled by this server", ep.Kind)
-			} else if p, err := k.New(rs.Site, ep, Deps{Sink: m.opts.Sink, HTTPClient: m.opts.HTTPClient,
+			} else if p, err := k.New(rs.Site, ep, Deps{Interval: m.opts.PollInterval, Sink: m.opts.Sink, HTTPClient: m.opts.HTTPClient,
 				Clock: m.opts.Clock, Logger: m.log.With("site", rs.Site, "kind", ep.Kind)}); err != nil {
 				e.makeErr = err.Error()
 			} else {
