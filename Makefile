@@ -15,12 +15,16 @@ bench:
 
 # CLUSTER_PKGS are the packages whose tests use the store test helper, i.e.
 # every test that touches Redis.
-CLUSTER_PKGS = $(shell go list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | awk '/internal\/store\/storetest/ {print $$1}')
+CLUSTER_PKGS = $(shell go list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | awk '$$1 !~ /storetest$$/ && /internal\/store\/storetest/ {print $$1}')
+
+# CLUSTER_SKIP are tests in those packages that need another daemon
+# (libvirtd); they run in `make test`, which starts it.
+CLUSTER_SKIP = ^TestLibvirt
 
 # test-cluster runs every Redis-backed test again against a three-master
 # Redis Cluster on 127.0.0.1:7001-7003, started and stopped around the run.
 test-cluster:
-	./scripts/redis-cluster.sh run go test -count=1 $(CLUSTER_PKGS)
+	./scripts/redis-cluster.sh run go test -count=1 -skip '$(CLUSTER_SKIP)' $(CLUSTER_PKGS)
 
 # faults runs the fault tests (build tag "faults"): real vmtriage processes
 # and a redis-server on spare loopback ports, killed mid-run. Each test is
