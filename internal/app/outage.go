@@ -37,7 +37,7 @@ func newOutages(cfg config.Config, st *store.Store, replica string, clk clock.Cl
 		return outageParts{}, err
 	}
 	rep := &outage.Reporter{Source: st, SLATarget: cfg.SLATarget, Clock: clk}
-	page, err := statuspage.New(statuspage.Options{Fleet: st, Reports: rep, Token: cfg.StatusToken, Clock: clk, Logger: log})
+	page, err := statuspage.New(statuspage.Options{Fleet: st, Reports: rep, Actions: st, Token: cfg.StatusToken, Clock: clk, Logger: log})
 	if err != nil {
 		return outageParts{}, err
 	}

@@ -52,6 +52,13 @@ type Fleet interface {
 
 var _ Fleet = (*store.Store)(nil)
 
+// Actions reads what was done about incidents (remedies and their audit
+// trail), for the VM page's timeline.
+type Actions interface {
+	RemedyForIncident(ctx context.Context, incident string) (model.Remedy, error)
+	RemedyAudit(ctx context.Context, id string) ([]model.AuditEntry, error)
+}
+
 // Reports computes availability reports.
 type Reports interface {
 	Report(ctx context.Context, from, to time.Time, site string) (outage.Report, error)
@@ -61,6 +68,9 @@ type Reports interface {
 type Options struct {
 	Fleet   Fleet
 	Reports Reports
+	// Actions, if set, adds remedies (requested, approved, steps, result)
+	// to the VM page's timeline.
+	Actions Actions
 	// Token, if set, must be presented once (?token=) or as the cookie.
 	Token  config.Secret
 	Clock  clock.Clock
@@ -350,6 +360,15 @@ func (p *Page) vm(w http.ResponseWriter, r *http.Request) {
 	}
 	slices.Reverse(d.Outages) // newest first
 	d.Timeline = timeline(vm, d.Incidents, d.Outages, d.Periods)
+	if p.opts.Actions != nil {
+		acts, err := p.actions(ctx, d.Incidents)
+		if err != nil {
+			p.fail(w, "the VM's remedies", err)
+			return
+		}
+		d.Timeline = append(d.Timeline, acts...)
+		sort.SliceStable(d.Timeline, func(i, j int) bool { return d.Timeline[i].At.After(d.Timeline[j].At) })
+	}
 	p.render(w, "vm.html", d)
 }
 
@@ -388,6 +407,36 @@ func timeline(vm model.VMStatus, incs []model.Incident, outs []store.Outage, per
 	}
 	sort.SliceStable(ev, func(i, j int) bool { return ev[i].At.After(ev[j].At) })
 	return ev
+}
+
+// actions turns the audit trails of the incidents' remedies into timeline
+// lines.
+func (p *Page) actions(ctx context.Context, incs []model.Incident) ([]Event, error) {
+	var out []Event
+	for _, inc := range incs {
+		rem, err := p.opts.Actions.RemedyForIncident(ctx, inc.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		audit, err := p.opts.Actions.RemedyAudit(ctx, rem.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range audit {
+			what := "action " + rem.ID + " (" + string(rem.Action) + "): " + a.What
+			if a.Who != "" {
+				what += " — " + a.Who
+			}
+			if a.Result != "" {
+				what += ": " + a.Result
+			}
+			out = append(out, Event{At: a.At, What: what, Incident: inc.ID})
+		}
+	}
+	return out, nil
 }
 
 // Periods the fault statistics offer.

@@ -75,6 +75,21 @@ func (f *fakeFleet) Outages(_ context.Context, vm string) ([]store.Outage, error
 	return append([]store.Outage(nil), f.outs[vm]...), nil
 }
 
+func (f *fakeFleet) RemedyForIncident(_ context.Context, incident string) (model.Remedy, error) {
+	if incident != "inc-1" {
+		return model.Remedy{}, fmt.Errorf("remedy of %s: %w", incident, store.ErrNotFound)
+	}
+	return model.Remedy{ID: "rem-1", Incident: "inc-1", Action: model.ActionMigrateHost}, nil
+}
+
+func (f *fakeFleet) RemedyAudit(context.Context, string) ([]model.AuditEntry, error) {
+	return []model.AuditEntry{
+		{At: t0.Add(time.Minute), Who: "vmtriage", What: "requested migrate 1 VM(s) off host-" + hostile},
+		{At: t0.Add(2 * time.Minute), Who: "U0LEAD1", What: "approved"},
+		{At: t0.Add(5 * time.Minute), Who: "vmtriage", What: "done", Result: "1 moved"},
+	}, nil
+}
+
 type fakeReports struct{ rep outage.Report }
 
 func (f *fakeReports) Report(_ context.Context, from, to time.Time, site string) (outage.Report, error) {
@@ -114,7 +129,8 @@ func testReport() outage.Report {
 
 func newPage(t *testing.T, token string, n int) *httptest.Server {
 	t.Helper()
-	p, err := New(Options{Fleet: testFleet(n), Reports: &fakeReports{testReport()}, Token: config.Secret(token),
+	f := testFleet(n)
+	p, err := New(Options{Fleet: f, Actions: f, Reports: &fakeReports{testReport()}, Token: config.Secret(token),
 		Clock: clock.NewFake(t0.Add(time.Hour))})
 	if err != nil {
 		t.Fatal(err)
