@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -14,6 +15,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/vmtriage/vmtriage/internal/app"
+	"github.com/vmtriage/vmtriage/internal/config"
+	"github.com/vmtriage/vmtriage/internal/store/storetest"
 )
 
 const sitesToken = "sites-registration-token-0123456789"
@@ -221,5 +228,44 @@ func TestHostHeartbeatEndToEnd(t *testing.T) {
 	code, body := s.get(t, "/v1/hosts/host-h1")
 	if code != http.StatusOK || strings.Contains(string(body), `"source": "heartbeat`) {
 		t.Fatalf("GET /v1/hosts/host-h1: %d %s", code, body)
+	}
+}
+
+// TestServeRefusesBadSitesCA: a CA file that cannot be read, or holds no
+// certificate, stops start-up with a message naming the variable.
+func TestServeRefusesBadSitesCA(t *testing.T) {
+	storetest.Client(t)
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "ca.txt")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, file, want string
+	}{
+		{"missing", filepath.Join(dir, "nope.pem"), "VMTRIAGE_SITES_CA_FILE: open "},
+		{"not PEM", notPEM, "VMTRIAGE_SITES_CA_FILE: " + notPEM + " holds no PEM certificate"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{
+				"VMTRIAGE_REDIS_URL": testRedisURL(), "VMTRIAGE_HTTP_ADDR": "127.0.0.1:0",
+				"VMTRIAGE_SITES_TOKEN": sitesToken, "VMTRIAGE_SITES_CA_FILE": tc.file,
+			}))
+			if err != nil {
+				t.Fatalf("config.Load: %v", err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			listening := false
+			err = app.Serve(ctx, app.Options{Config: cfg, Prefix: "test-app-refuse-" + randomHex(6),
+				Ready: func(string, *app.Service) { listening = true }})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Serve = %v, want an error containing %q", err, tc.want)
+			}
+			if listening {
+				t.Error("Serve listened before refusing its configuration")
+			}
+		})
 	}
 }
