@@ -134,7 +134,7 @@ func Serve(ctx context.Context, opts Options) error {
 		return fmt.Errorf("start bot router: %w", err)
 	}
 	tracker := latency.New(latency.Options{Window: cfg.LatencyWindow, StoppedAfter: set.Settings.StoppedReporting, Clock: clk})
-	for _, v := range []bot.Verb{kbVerb(kb), resolveVerb(st), latencyVerb(tracker), impactVerb(inv)} {
+	for _, v := range []bot.Verb{kbVerb(kb), resolveVerb(st), latencyVerb(tracker), impactVerb(inv), ownerVerb(inv)} {
 		if err := router.Register(v); err != nil {
 			return fmt.Errorf("start bot router: %w", err)
 		}

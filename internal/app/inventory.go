@@ -122,3 +122,57 @@ func count(n int, what string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, what)
 }
+
+// inventoryReader gives the merged inventory in force.
+type inventoryReader interface {
+	Inventory() *inventory.Inventory
+}
+
+// ownerVerb is `/triage owner <vm|service>`: who owns it and where to
+// reach them.
+func ownerVerb(m inventoryReader) bot.Verb {
+	return bot.Verb{
+		Name: "owner", Args: "<vm|service>", Help: "who owns a VM or service and where to reach them",
+		Example: "owner payments-api", MinArgs: 1, MaxArgs: 1,
+		Run: func(_ context.Context, cmd bot.Command) (bot.Reply, error) {
+			inv := m.Inventory()
+			name := cmd.Args[0]
+			svc, isVM := inv.ServiceOf(name)
+			if !isVM {
+				svc = name
+			}
+			team, instances := inv.TeamOf(svc), len(inv.Instances(svc))
+			if !isVM && team == "" && instances == 0 {
+				return bot.Reply{}, bot.Userf("%s is no VM or service in the inventory", name)
+			}
+			r := bot.Reply{}
+			switch {
+			case isVM && team != "":
+				r.Title = fmt.Sprintf("%s is an instance of %s, owned by %s", name, svc, team)
+			case isVM:
+				r.Title = fmt.Sprintf("%s is an instance of %s, which no team owns", name, svc)
+			case team != "":
+				r.Title = fmt.Sprintf("%s is owned by %s", svc, team)
+			default:
+				r.Title = fmt.Sprintf("%s is owned by no team", svc)
+			}
+			sec := bot.Section{Fields: []bot.Field{{Key: "Service", Value: fmt.Sprintf("%s (%s)", svc, count(instances, "instance"))}}}
+			if team != "" {
+				t := inv.Team(team)
+				for _, f := range []bot.Field{
+					{Key: "Team", Value: team}, {Key: "Slack channel", Value: t.SlackChannel}, {Key: "User group", Value: t.SlackUsergroup},
+					{Key: "Jira component", Value: t.JiraComponent}, {Key: "Jira assignee", Value: t.JiraAssignee},
+				} {
+					if f.Value != "" {
+						sec.Fields = append(sec.Fields, f)
+					}
+				}
+			} else {
+				r.Tone = bot.ToneWarning
+				sec.Lines = []string{"Add the service's team to the inventory (file or POST /v1/inventory)."}
+			}
+			r.Sections = []bot.Section{sec}
+			return r, nil
+		},
+	}
+}

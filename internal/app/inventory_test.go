@@ -86,6 +86,12 @@ services:
 	// Before a maintenance of host-008: what would it hit?
 	reply := s.svc.Router.HandleText(ctx, "/triage impact host-008", bot.Command{User: "U1", Origin: "test"})
 	golden(t, "impact-host-008.golden", console.RenderReply(reply, false))
+	for _, tc := range []struct{ arg, file string }{
+		{"pay-4", "owner-vm.golden"}, {"ledger", "owner-service.golden"}, {"vm-x", "owner-unknown.golden"},
+	} {
+		reply := s.svc.Router.HandleText(ctx, "/triage owner "+tc.arg, bot.Command{User: "U1", Origin: "test"})
+		golden(t, tc.file, console.RenderReply(reply, false))
+	}
 
 	// host-007 fails under its four VMs.
 	s.clock.Advance(time.Minute)
