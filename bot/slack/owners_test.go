@@ -3,8 +3,10 @@ package slack
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
+	"github.com/vmtriage/vmtriage/bot"
 	"github.com/vmtriage/vmtriage/bot/bottest"
 	"github.com/vmtriage/vmtriage/internal/model"
 )
@@ -49,5 +51,48 @@ func TestPosterOwnerChannels(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("calls:\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestPosterOwnerGroups: an escalation level naming the user group
+// "owners" mentions the owning teams' user groups; without the hook the
+// placeholder is dropped rather than shown.
+func TestPosterOwnerGroups(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		groups func(*model.Incident) []string
+		want   string
+	}{
+		{"expanded", func(*model.Incident) []string { return []string{"S0PAY", "S0WEB", "S0PAY"} },
+			"<!subteam^S0PAY> <!subteam^S0WEB> <@U0BOB>"},
+		{"no hook", nil, "<@U0BOB>"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newPosterEnv(t)
+			p := e.poster(t, func(o *PosterOptions) { o.OwnerGroups = tc.groups })
+			inc := version(bottest.GuestCrash, 1, nil)
+			if err := p.Post(ctx, note(inc)); err != nil {
+				t.Fatal(err)
+			}
+			esc := version(inc, 2, func(i *model.Incident) {
+				i.AckedBy, i.Level, i.Targets = "", 2, []string{"usergroup:owners", "user:U0BOB"}
+			})
+			if err := p.Post(ctx, note(esc, bot.ChangeEscalated)); err != nil {
+				t.Fatal(err)
+			}
+			var reply string
+			for _, c := range e.slack.Calls() {
+				if c.ThreadTS != "" {
+					reply = c.Text
+				}
+			}
+			if !strings.HasSuffix(reply, ". "+tc.want) || strings.Contains(reply, "owners") {
+				t.Errorf("escalation reply %q; want it to end in %q", reply, tc.want)
+			}
+			if esc.Targets[0] != "usergroup:owners" {
+				t.Error("the poster changed the caller's incident")
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,6 +57,11 @@ type PosterOptions struct {
 	// the teams owning the services it hits (inventory.Manager's
 	// OwnerChannels). Each gets its own message too, kept in step.
 	OwnerChannels func(inc *model.Incident) []string
+	// OwnerGroups, if set, gives the Slack user-group IDs of the teams
+	// owning the services an incident hits (inventory.Manager's
+	// OwnerGroups). An escalation level whose targets name the user group
+	// "owners" (usergroup: owners in the rules) mentions those groups.
+	OwnerGroups func(inc *model.Incident) []string
 	// Lease is how long one replica may hold an incident's message (default
 	// DefaultLease).
 	Lease  time.Duration
@@ -74,6 +80,7 @@ type Poster struct {
 	client *goslack.Client
 	store  MessageStore
 	routes routes
+	groups func(inc *model.Incident) []string
 	lease  time.Duration
 	clock  clock.Clock
 	log    *slog.Logger
@@ -92,7 +99,7 @@ func NewPoster(opts PosterOptions) (*Poster, error) {
 		return nil, fmt.Errorf("new slack poster: %w", err)
 	}
 	r.owners = opts.OwnerChannels
-	p := &Poster{client: opts.Client, store: opts.Store, routes: r, lease: opts.Lease, clock: opts.Clock, log: opts.Logger}
+	p := &Poster{client: opts.Client, store: opts.Store, routes: r, groups: opts.OwnerGroups, lease: opts.Lease, clock: opts.Clock, log: opts.Logger}
 	if p.lease <= 0 {
 		p.lease = DefaultLease
 	}
@@ -114,6 +121,7 @@ func (p *Poster) Post(ctx context.Context, n bot.Notification) error {
 		return &Error{Op: "post incident", Incident: inc.ID, permanent: true,
 			hint: fmt.Sprintf("an incident needs an id and a version of at least 1 (got %q, %d)", inc.ID, inc.Version)}
 	}
+	n.View.Incident.Targets = p.expandOwners(&inc)
 	// Every channel is tried, so one refusing channel does not starve the
 	// others. Any retryable failure makes the whole post retryable (the
 	// channels already done are skipped on retry); only when every failure
@@ -454,4 +462,33 @@ func slackError(op, incident, channel string, err error) *Error {
 		e.hint = "network error or timeout; will retry"
 	}
 	return e
+}
+
+// OwnersTarget is the escalation target that stands for the user groups of
+// the teams owning the services an incident hits.
+const OwnersTarget = "usergroup:owners"
+
+// expandOwners replaces OwnersTarget in the incident's targets with the
+// owning teams' user groups (dropping it when there are none, or when no
+// OwnerGroups hook is set), leaving the incident itself unchanged.
+func (p *Poster) expandOwners(inc *model.Incident) []string {
+	if !slices.Contains(inc.Targets, OwnersTarget) {
+		return inc.Targets
+	}
+	out := make([]string, 0, len(inc.Targets))
+	for _, t := range inc.Targets {
+		if t != OwnersTarget {
+			out = append(out, t)
+			continue
+		}
+		if p.groups == nil {
+			continue
+		}
+		for _, g := range p.groups(inc) {
+			if g = "usergroup:" + strings.TrimSpace(g); !slices.Contains(out, g) {
+				out = append(out, g)
+			}
+		}
+	}
+	return out
 }
