@@ -322,6 +322,19 @@ func (m *Manager) ImpactOf(ctx context.Context, name string) (TargetKind, Report
 // the order of the services (worst first). Teams without a channel are
 // skipped.
 func (m *Manager) OwnerChannels(inc *model.Incident) []string {
+	return m.ownerField(inc, func(t Team) string { return t.SlackChannel })
+}
+
+// OwnerGroups is the Slack poster's hook for escalation mentions: the user
+// groups of the teams owning the services an incident hits, each once,
+// worst-hit service first.
+func (m *Manager) OwnerGroups(inc *model.Incident) []string {
+	return m.ownerField(inc, func(t Team) string { return t.SlackUsergroup })
+}
+
+// ownerField collects one non-empty field of the owning teams of an
+// incident's services, each value once, in the services' order.
+func (m *Manager) ownerField(inc *model.Incident, field func(Team) string) []string {
 	inv := m.Inventory()
 	var out []string
 	for _, s := range inc.Services {
@@ -332,8 +345,8 @@ func (m *Manager) OwnerChannels(inc *model.Incident) []string {
 		if team == "" {
 			continue
 		}
-		if ch := inv.Team(team).SlackChannel; ch != "" && !slices.Contains(out, ch) {
-			out = append(out, ch)
+		if v := field(inv.Team(team)); v != "" && !slices.Contains(out, v) {
+			out = append(out, v)
 		}
 	}
 	return out

@@ -346,8 +346,8 @@ func TestImpactOfAndIncidentServices(t *testing.T) {
 
 func TestOwnerChannels(t *testing.T) {
 	f := newFixture(t, "inventory.yaml", `teams:
-  - {name: team-pay, slack_channel: C0PAY}
-  - {name: team-web}
+  - {name: team-pay, slack_channel: C0PAY, slack_usergroup: S0PAY}
+  - {name: team-web, slack_usergroup: S0WEB}
 services:
   - {name: pay, team: team-pay}
   - {name: ledger, team: team-pay}
@@ -358,6 +358,9 @@ services:
 	}}
 	if got := f.m.OwnerChannels(inc); fmt.Sprint(got) != "[C0PAY]" {
 		t.Errorf("OwnerChannels = %v, want [C0PAY] once (team-web has no channel, unowned no team)", got)
+	}
+	if got := f.m.OwnerGroups(inc); fmt.Sprint(got) != "[S0PAY S0WEB]" {
+		t.Errorf("OwnerGroups = %v, want [S0PAY S0WEB]", got)
 	}
 	if got := f.m.OwnerChannels(&model.Incident{}); got != nil {
 		t.Errorf("OwnerChannels of an incident hitting no service = %v", got)
