@@ -543,13 +543,24 @@ func (m *Manager) HandleIncident(ctx context.Context, inc model.Incident) error 
 	if inc.ID != "" && inc.Status == model.StatusResolved && Remediable(inc.Action) {
 		return m.withdraw(ctx, inc.ID)
 	}
-	if inc.ID == "" || inc.Status != model.StatusFiring || !Remediable(inc.Action) || inc.Silenced || inc.InhibitedBy != "" {
+	if inc.ID == "" || inc.Status != model.StatusFiring || !Remediable(inc.Action) {
 		return nil
 	}
-	if inc.PlatformRecovery {
+	// The event may be old (a first start reads the stream from its
+	// beginning, a dead replica's events are claimed late): act on the
+	// incident as it is now, never on a snapshot of the past.
+	cur, err := m.o.Store.Incident(ctx, inc.ID)
+	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
-	_, err := m.Request(ctx, inc)
+	if err != nil {
+		return err
+	}
+	inc = cur
+	if inc.Status != model.StatusFiring || inc.Silenced || inc.InhibitedBy != "" || inc.PlatformRecovery {
+		return nil
+	}
+	_, err = m.Request(ctx, inc)
 	return err
 }
 

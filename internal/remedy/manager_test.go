@@ -292,3 +292,29 @@ func TestResolvedIncidentWithdrawsItsRemedy(t *testing.T) {
 		t.Errorf("a withdrawn remedy ran")
 	}
 }
+
+// An old "firing" event of an incident that has resolved since (a first
+// start reading the stream from its beginning) requests nothing.
+func TestStaleFiringEventRequestsNothing(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.host(t, "host-1", model.HostHealthy, 8, 8192)
+	f.vms(t, "host-1", 1)
+	inc := f.incident(t, model.Incident{Rule: "guest-crash", Action: model.ActionRestartVM, Approval: model.ApprovalNotRequired,
+		Kind: model.KindVM, Subject: "vm-1", Host: "host-1", Site: "pod-a", VMs: []string{"vm-1"}})
+	firing := inc
+	inc.Status, inc.ResolvedAt = model.StatusResolved, f.clk.Now()
+	if err := f.st.SaveIncident(ctx, &inc); err != nil {
+		t.Fatal(err)
+	}
+	m := f.manager(t, Options{})
+	if err := m.HandleIncident(ctx, firing); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.RemedyForIncident(ctx, inc.ID); err == nil {
+		t.Error("a remedy was requested for an incident that is resolved now")
+	}
+	if n, _ := f.executor(t, "x", &DryRun{}).RunOnce(ctx); n != 0 {
+		t.Error("something ran")
+	}
+}
