@@ -189,7 +189,7 @@ func Serve(ctx context.Context, opts Options) error {
 		if poster, err = botslack.NewPoster(botslack.PosterOptions{
 			Client: sl.api, Store: st, DefaultChannel: cfg.SlackChannel,
 			SiteChannels: cfg.SlackSiteChannels, SeverityChannels: cfg.SlackSeverityChannels, OwnerChannels: inv.OwnerChannels,
-			Clock: clk, Logger: log.With("component", "slack"),
+			OwnerGroups: inv.OwnerGroups, Clock: clk, Logger: log.With("component", "slack"),
 		}); err != nil {
 			return fmt.Errorf("start slack notifications: %w", err)
 		}
