@@ -478,6 +478,8 @@ func IncidentBlocks(v bot.IncidentView) ([]goslack.Block, string) {
 		content = append(content, sectionText(s))
 	}
 
+	content = append(content, servicesSection(v.Incident.Services)...)
+
 	var stands []string
 	if v.Level > 0 {
 		s := "Escalation level " + strconv.Itoa(v.Level)
@@ -512,4 +514,29 @@ func IncidentBlocks(v bot.IncidentView) ([]goslack.Block, string) {
 	}
 	footer += " · version " + strconv.FormatInt(v.Version, 10)
 	return finish(content, actions, notes, footer), cut(esc(v.Text()), maxFallbackText, cutNote)
+}
+
+// maxServicesShown is how many services hit an incident message lists.
+const maxServicesShown = 5
+
+// servicesSection lists the services an incident hits, worst first, with
+// their owning teams: "payments-api: 3 of 6 instances down (team-pay)".
+func servicesSection(services []model.ServiceImpact) []goslack.Block {
+	if len(services) == 0 {
+		return nil
+	}
+	shown := services[:min(len(services), maxServicesShown)]
+	lines := make([]string, 0, len(shown)+2)
+	lines = append(lines, fmt.Sprintf("*Services hit (%d):*", len(services)))
+	for _, s := range shown {
+		l := "• " + esc(s.String())
+		if s.Team != "" {
+			l += " (" + esc(s.Team) + ")"
+		}
+		lines = append(lines, l)
+	}
+	if more := len(services) - len(shown); more > 0 {
+		lines = append(lines, "_"+bot.MoreText(more)+"_")
+	}
+	return []goslack.Block{sectionText(strings.Join(lines, "\n"))}
 }

@@ -2,6 +2,7 @@ package slack
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -94,5 +95,26 @@ func TestPosterOwnerGroups(t *testing.T) {
 				t.Error("the poster changed the caller's incident")
 			}
 		})
+	}
+}
+
+// TestIncidentBlocksServices: the message lists the services hit, worst
+// first, with their teams, escaped, at most five and a count of the rest.
+func TestIncidentBlocksServices(t *testing.T) {
+	inc := with(bottest.HostFault, func(i *model.Incident) {
+		i.Services = []model.ServiceImpact{
+			{Service: "ledger", Team: "team-ledger", Instances: 1, Down: 1, Hit: 1, LastInSites: []string{"pod-a"}},
+			{Service: "payments-api", Team: "team-pay", Instances: 6, Down: 3, Hit: 3},
+			{Service: "web<!channel>", Instances: 4, Down: 1, Hit: 1},
+			{Service: "s4", Instances: 9, Down: 1, Hit: 1}, {Service: "s5", Instances: 9, Down: 1, Hit: 1},
+			{Service: "s6", Instances: 9, Down: 1, Hit: 1}, {Service: "s7", Instances: 9, Down: 1, Hit: 1},
+		}
+	})
+	blocks, text := IncidentBlocks(bot.NewIncidentView(inc))
+	checkLimits(t, blocks, text)
+	golden(t, "incident-services", blocks, text)
+	js, _ := json.Marshal(blocks)
+	if strings.Contains(string(js), "<!channel>") {
+		t.Error("a service name reached the blocks unescaped")
 	}
 }
