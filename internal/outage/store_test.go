@@ -97,3 +97,34 @@ func TestBooksInRedis(t *testing.T) {
 		t.Errorf("after pruning: %+v, want none", ivs)
 	}
 }
+
+// TestOutageIndexRoundTrip: the end index holds each interval's summary;
+// names with the separator, escapes and spaces come back unchanged, and a
+// changed attribution replaces the summary rather than adding one.
+func TestOutageIndexRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	st := storetest.New(t, store.Options{})
+	o := store.Outage{VM: "vm:1 <x>", Host: "host:%41 7", Site: "pod a:b", Start: t0, End: t0.Add(time.Minute),
+		Attribution: "guest", Cause: "guest-crash:50%"}
+	for _, a := range []string{"guest", "platform-planned"} {
+		o.Attribution = a
+		if err := st.UpdateOutages(ctx, o.VM, func([]store.Outage) ([]store.Outage, error) { return []store.Outage{o}, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := st.OutagesBetween(ctx, t0, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].VM != o.VM || got[0].Host != o.Host || got[0].Site != o.Site || got[0].Cause != o.Cause ||
+		got[0].Attribution != "platform-planned" || !got[0].Start.Equal(o.Start) || !got[0].End.Equal(o.End) {
+		t.Errorf("OutagesBetween = %+v, want %+v", got, o)
+	}
+	if n, err := st.PruneOutages(ctx, t0.Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("PruneOutages = %d, %v", n, err)
+	}
+	if left, _ := st.Outages(ctx, o.VM); len(left) != 0 {
+		t.Errorf("after pruning the VM still has %+v", left)
+	}
+}

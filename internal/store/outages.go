@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
@@ -18,7 +19,10 @@ import (
 // Keys of the outage books (kept here, next to their only users):
 //
 //	{vt}:outvm:<vm>     hash   outage intervals of one VM: start (unix ns) -> Outage JSON
-//	{vt}:outend         zset   "<start ns>:<vm>", score = end (ms), +inf while open
+//	{vt}:outend         zset   one member per interval, score = end (ms), +inf while open:
+//	                           "<start ns>:<end ns or ->:<attribution>:<cause>:<host>:<site>:<vm>",
+//	                           cause, host and site query-escaped (no ':'), the VM last
+//	                           (so reports read every interval they need from this one key)
 //	{vt}:outopen        hash   vm -> start (unix ns) of its open interval
 func (k keys) outageVM(vm string) string { return k.base + "outvm:" + vm }
 func (k keys) outageEnds() string        { return k.base + "outend" }
@@ -59,7 +63,41 @@ func (o *Outage) Open() bool { return o.End.IsZero() }
 
 func outageField(start time.Time) string { return strconv.FormatInt(start.UnixNano(), 10) }
 
-func outageMember(vm string, start time.Time) string { return outageField(start) + ":" + vm }
+// outageMember is an interval's summary, as the end index keeps it.
+func outageMember(o *Outage) string {
+	end := "-"
+	if !o.Open() {
+		end = strconv.FormatInt(o.End.UnixNano(), 10)
+	}
+	return outageField(o.Start) + ":" + end + ":" + url.QueryEscape(o.Attribution) + ":" + url.QueryEscape(o.Cause) + ":" +
+		url.QueryEscape(o.Host) + ":" + url.QueryEscape(o.Site) + ":" + o.VM
+}
+
+// parseOutageMember reads what outageMember wrote.
+func parseOutageMember(m string) (Outage, bool) {
+	f := strings.SplitN(m, ":", 7)
+	if len(f) != 7 {
+		return Outage{}, false
+	}
+	start, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return Outage{}, false
+	}
+	o := Outage{VM: f[6], Start: time.Unix(0, start).UTC()}
+	if f[1] != "-" {
+		end, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			return Outage{}, false
+		}
+		o.End = time.Unix(0, end).UTC()
+	}
+	var errs [4]error
+	o.Attribution, errs[0] = url.QueryUnescape(f[2])
+	o.Cause, errs[1] = url.QueryUnescape(f[3])
+	o.Host, errs[2] = url.QueryUnescape(f[4])
+	o.Site, errs[3] = url.QueryUnescape(f[5])
+	return o, errors.Join(errs[:]...) == nil
+}
 
 func outageEndScore(o *Outage) float64 {
 	if o.Open() {
@@ -130,8 +168,8 @@ func (s *Store) UpdateOutages(ctx context.Context, vm string, change func([]Outa
 				f := outageField(old[i].Start)
 				if !keep[f] {
 					p.HDel(ctx, key, f)
-					p.ZRem(ctx, s.k.outageEnds(), outageMember(vm, old[i].Start))
 				}
+				p.ZRem(ctx, s.k.outageEnds(), outageMember(&old[i]))
 			}
 			p.HDel(ctx, s.k.outageOpen(), vm)
 			for i := range next {
@@ -142,7 +180,7 @@ func (s *Store) UpdateOutages(ctx context.Context, vm string, change func([]Outa
 				}
 				f := outageField(o.Start)
 				p.HSet(ctx, key, f, doc)
-				p.ZAdd(ctx, s.k.outageEnds(), redis.Z{Score: outageEndScore(o), Member: outageMember(vm, o.Start)})
+				p.ZAdd(ctx, s.k.outageEnds(), redis.Z{Score: outageEndScore(o), Member: outageMember(o)})
 				if o.Open() {
 					p.HSet(ctx, s.k.outageOpen(), vm, f)
 				}
@@ -183,8 +221,10 @@ func (s *Store) OpenOutages(ctx context.Context) (map[string]time.Time, error) {
 }
 
 // OutagesBetween returns every interval that overlaps [from, to): those
-// open or ended at or after from, and started before to. The order is by
-// VM, then start.
+// open or ended at or after from, and started before to, ordered by VM,
+// then start. They are summaries, read from one index in one round trip:
+// VM, host, site, start, end, attribution and cause, without State and
+// Causes (Outages gives a VM's intervals in full).
 func (s *Store) OutagesBetween(ctx context.Context, from, to time.Time) ([]Outage, error) {
 	members, err := s.rdb.ZRangeByScore(ctx, s.k.outageEnds(), &redis.ZRangeBy{
 		Min: strconv.FormatInt(from.UnixMilli(), 10), Max: "+inf",
@@ -192,45 +232,20 @@ func (s *Store) OutagesBetween(ctx context.Context, from, to time.Time) ([]Outag
 	if err != nil {
 		return nil, fmt.Errorf("list outages from %s: %w", from.Format(time.RFC3339), err)
 	}
-	type ref struct{ vm, field string }
-	refs := make([]ref, 0, len(members))
+	out := make([]Outage, 0, len(members))
 	for _, m := range members {
-		f, vm, ok := strings.Cut(m, ":")
-		if !ok {
+		o, ok := parseOutageMember(m)
+		if !ok || !o.Start.Before(to) || !o.Open() && o.End.Before(from) {
 			continue
 		}
-		ns, err := strconv.ParseInt(f, 10, 64)
-		if err != nil || !time.Unix(0, ns).Before(to) {
-			continue
-		}
-		refs = append(refs, ref{vm, f})
+		out = append(out, o)
 	}
-	sort.Slice(refs, func(i, j int) bool {
-		if refs[i].vm != refs[j].vm {
-			return refs[i].vm < refs[j].vm
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].VM != out[j].VM {
+			return out[i].VM < out[j].VM
 		}
-		return refs[i].field < refs[j].field
+		return out[i].Start.Before(out[j].Start)
 	})
-	out := make([]Outage, 0, len(refs))
-	for batch := range slices.Chunk(refs, 2000) {
-		cmds := make([]*redis.StringCmd, len(batch))
-		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, r := range batch {
-				cmds[i] = p.HGet(ctx, s.k.outageVM(r.vm), r.field)
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("read outages from %s: %w", from.Format(time.RFC3339), err)
-		}
-		for _, c := range cmds {
-			var o Outage
-			if c.Err() != nil || json.Unmarshal([]byte(c.Val()), &o) != nil {
-				continue // deleted meanwhile
-			}
-			out = append(out, o)
-		}
-	}
 	return out, nil
 }
 
@@ -246,8 +261,9 @@ func (s *Store) PruneOutages(ctx context.Context, before time.Time) (int, error)
 	for batch := range slices.Chunk(members, 1000) {
 		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, m := range batch {
-				f, vm, _ := strings.Cut(m, ":")
-				p.HDel(ctx, s.k.outageVM(vm), f)
+				if o, ok := parseOutageMember(m); ok {
+					p.HDel(ctx, s.k.outageVM(o.VM), outageField(o.Start))
+				}
 				p.ZRem(ctx, s.k.outageEnds(), m)
 			}
 			return nil
