@@ -79,6 +79,12 @@ func kinds() []struct {
 		Reasons: []string{"ecc_uncorrected=3", "mce=1"}}
 	storagePeriod := &model.HostPeriod{Start: now.Add(-6 * time.Minute).Truncate(time.Minute), State: model.HostDegraded,
 		Reasons: []string{"storage_reachable=false"}}
+	withServices := bottest.HostFault
+	withServices.Services = []model.ServiceImpact{
+		{Service: "ledger", Team: "team-ledger", Instances: 1, Down: 1, Hit: 1, LastInSites: []string{"pod-a"}},
+		{Service: "payments-api", Team: "team-pay", Instances: 6, Down: 3, Hit: 3},
+		{Service: "web|[x]", Instances: 4, Down: 1, Hit: 1},
+	}
 	guest := bottest.GuestCrash
 	guest.Runbooks = []string{"https://kb.example/runbooks/guest-crash"}
 	return []struct {
@@ -88,6 +94,7 @@ func kinds() []struct {
 	}{
 		{"guest-crash", guest, nil},
 		{"host-hardware-fault", bottest.HostFault, hostPeriod},
+		{"host-hardware-fault-services", withServices, hostPeriod},
 		{"preemptive-hardware", preemptive, nil},
 		{"storage-path", bottest.StorageLoss, storagePeriod},
 		{"service-down", bottest.ServiceDown, nil},
