@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -123,25 +124,25 @@ func reportReply(r *outage.Report, period string) bot.Reply {
 	}
 	reply.Sections = append(reply.Sections, bot.Section{Fields: []bot.Field{
 		{Key: "VMs", Value: fmt.Sprint(f.VMs)},
-		{Key: "downtime", Value: fmt.Sprintf("%.0f min in %d outages (%d ongoing)", f.DowntimeMinutes, f.Outages, f.Open)},
+		{Key: "downtime", Value: fmt.Sprintf("%s min in %s (%d ongoing)", mins(f.DowntimeMinutes), nOf(f.Outages, "outage", "outages"), f.Open)},
 		{Key: "MTTR", Value: fmt.Sprintf("%.1f min", f.MTTRMinutes)},
 	}})
 	by := bot.Section{Heading: "Downtime by attribution (minutes)"}
 	for _, a := range outage.Attributions {
-		by.Fields = append(by.Fields, bot.Field{Key: string(a), Value: fmt.Sprintf("%.0f", f.ByAttribution.Get(a))})
+		by.Fields = append(by.Fields, bot.Field{Key: string(a), Value: mins(f.ByAttribution.Get(a))})
 	}
 	reply.Sections = append(reply.Sections, by)
 	if len(r.WorstVMs) > 0 {
 		l := &bot.List{Limit: 5}
 		for _, v := range r.WorstVMs {
-			l.Items = append(l.Items, fmt.Sprintf("%s (%s): %.0f min, %.3f%%", v.Name, v.Host, v.DowntimeMinutes, v.UptimePercent))
+			l.Items = append(l.Items, fmt.Sprintf("%s (%s): %s min, %.3f%%", v.Name, v.Host, mins(v.DowntimeMinutes), v.UptimePercent))
 		}
 		reply.Sections = append(reply.Sections, bot.Section{Heading: "Worst VMs", List: l})
 	}
 	if len(r.WorstHosts) > 0 {
 		l := &bot.List{Limit: 5}
 		for _, h := range r.WorstHosts {
-			l.Items = append(l.Items, fmt.Sprintf("%s: %.0f min over %d VMs", h.Name, h.DowntimeMinutes, h.VMs))
+			l.Items = append(l.Items, fmt.Sprintf("%s: %s min over %s", h.Name, mins(h.DowntimeMinutes), nOf(h.VMs, "VM", "VMs")))
 		}
 		reply.Sections = append(reply.Sections, bot.Section{Heading: "Worst hosts", List: l})
 	}
@@ -160,6 +161,21 @@ func reportReply(r *outage.Report, period string) bot.Reply {
 		{Key: "time to resolve", Value: fmt.Sprintf("%.1f min on average", t.MTTRMinutes)},
 	}})
 	return reply
+}
+
+// mins formats minutes: a tenth under 10, whole minutes above.
+func mins(m float64) string {
+	if m < 10 {
+		return strconv.FormatFloat(m, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(m, 'f', 0, 64)
+}
+
+func nOf(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
 
 func statusLink(publicURL, period, site string) string {

@@ -114,9 +114,14 @@ func TestOutageBooksEndToEnd(t *testing.T) {
 	}
 
 	reply := s.svc.Router.HandleText(context.Background(), "report 24h pod-a", bot.Command{User: "U1", Channel: "C1"})
-	if !strings.Contains(reply.Title, "site pod-a") || !strings.Contains(fmt.Sprint(reply.Sections), "guest 1") {
-		t.Errorf("/triage report = %q %v, want pod-a with 1 guest minute (rounded)", reply.Title, reply.Sections)
+	if !strings.Contains(reply.Title, "site pod-a") || !strings.Contains(fmt.Sprint(reply.Sections), "{guest 0.7}") {
+		t.Errorf("/triage report = %q %v, want pod-a with 0.7 guest minutes", reply.Title, reply.Sections)
 	}
+	rendered, err := json.MarshalIndent(reply, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "report-24h-pod-a.golden", string(rendered)+"\n")
 
 	code, page := s.get(t, "/")
 	if code != http.StatusOK || !strings.Contains(string(page), "2 VMs") || !strings.Contains(string(page), `href="/vms/vm-0042"`) {
