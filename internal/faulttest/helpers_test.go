@@ -282,6 +282,24 @@ type fakeSlack struct {
 	roots   []slackPost
 	replies int
 	updates int
+	// Until failUntil, every call is refused, alternately with 429
+	// (Retry-After: 1) and 500; refused counts them.
+	failUntil time.Time
+	refused   int
+}
+
+// fail makes the fake refuse every call for d from now.
+func (f *fakeSlack) fail(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failUntil = time.Now().Add(d)
+}
+
+// refusedCalls counts the calls refused so far.
+func (f *fakeSlack) refusedCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.refused
 }
 
 var incidentRef = regexp.MustCompile(`\binc-[0-9]+\b`)
@@ -304,6 +322,17 @@ func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if time.Now().Before(f.failUntil) {
+		f.refused++
+		if f.refused%2 == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+		} else {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+		_, _ = w.Write([]byte(`{"ok":false,"error":"fault injected"}`))
+		return
+	}
 	ch := r.Form.Get("channel")
 	switch strings.TrimPrefix(r.URL.Path, "/") {
 	case "chat.postMessage":
