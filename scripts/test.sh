@@ -26,13 +26,15 @@ fi
 
 # The collector tests talk to real daemons from Debian: libvirtd (serving its
 # test driver) for collectors/libvirt, Prometheus scraping node_exporter for
-# collectors/prometheus. They are installed when missing, started for this
+# collectors/prometheus, and Chromium for the status page. They are installed when missing, started for this
 # run on a unix socket and 127.0.0.1 only, with everything kept in a temporary
 # directory, and stopped at exit. Their tests fail, never skip, without them.
 missing=()
 command -v libvirtd >/dev/null 2>&1 || [ -x /usr/sbin/libvirtd ] || missing+=(libvirt-daemon)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-node-exporter >/dev/null 2>&1 || missing+=(prometheus-node-exporter)
+# The status page is checked in a real headless browser.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test: ${missing[*]} not found; installing with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive
