@@ -25,9 +25,15 @@ func benchFleet(b *testing.B) (*Engine, []model.Observation) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return benchFleetWith(b, set, nil)
+}
+
+// benchFleetWith is benchFleet with another rule set and an Impact hook.
+func benchFleetWith(b *testing.B, set *Set, impact func(ImpactQuery, *ImpactEnv)) (*Engine, []model.Observation) {
+	b.Helper()
 	clk := clock.NewFake(t0)
 	st := newFakeStore(clk.Now)
-	e, err := NewEngine(context.Background(), Options{Rules: set, Store: st, Clock: clk, Logger: slog.New(slog.DiscardHandler)})
+	e, err := NewEngine(context.Background(), Options{Rules: set, Store: st, Clock: clk, Logger: slog.New(slog.DiscardHandler), Impact: impact})
 	if err != nil {
 		b.Fatal(err)
 	}

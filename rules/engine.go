@@ -66,6 +66,12 @@ type Options struct {
 	// Incident.Services empty. It is called under the engine's lock each
 	// time an incident changes, so it must not do I/O.
 	Services func(inc *model.Incident) []model.ServiceImpact
+	// Impact fills in what the subject's fault does to its services
+	// (inventory.Manager.RuleImpact), for rules that read impact.*. It is
+	// called under the engine's lock for every evaluation of a vm or host
+	// rule set that reads it, so it must not do I/O or allocate; nil
+	// leaves impact zero.
+	Impact func(q ImpactQuery, out *ImpactEnv)
 	// TickInterval is how often Run ticks; default a twelfth of the period,
 	// at least a second.
 	TickInterval time.Duration
@@ -82,6 +88,7 @@ type Engine struct {
 	log      *slog.Logger
 	runbooks func(inc *model.Incident) []string
 	services func(inc *model.Incident) []model.ServiceImpact
+	impact   func(q ImpactQuery, out *ImpactEnv)
 	tick     time.Duration
 	m        *metrics
 
@@ -140,6 +147,7 @@ func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
 		log:      opts.Logger,
 		runbooks: opts.Runbooks,
 		services: opts.Services,
+		impact:   opts.Impact,
 		tick:     opts.TickInterval,
 		ev:       newEvaluator(),
 		fleet:    newFleet(opts.Rules.Settings.History),

@@ -27,6 +27,10 @@ type Env struct {
 	Service ServiceEnv `expr:"service"`
 	Source  SourceEnv  `expr:"source"`
 	Period  PeriodEnv  `expr:"period"`
+	// Impact is what the subject's fault does to the services of its VMs
+	// (vm and host rules), filled in only for rule sets that read it and
+	// only when the engine has an Impact hook; zero otherwise.
+	Impact ImpactEnv `expr:"impact"`
 
 	// Probe results of the history helpers, filled in by the engine before
 	// each evaluation; the loader rewrites host_held("failed", 3) into an
@@ -134,6 +138,28 @@ type SourceEnv struct {
 	Hosts     int           `expr:"hosts"`
 }
 
+// ImpactEnv is the impact of the subject being down on the services of its
+// VMs, from the inventory: for a vm rule, that VM down (if it is) together
+// with the instances already down; for a host rule, every VM of the host
+// down.
+type ImpactEnv struct {
+	// MaxFractionDown is the largest share of instances down among the
+	// services hit, 0 to 1.
+	MaxFractionDown float64 `expr:"max_fraction_down"`
+	// LastInSite is true when some service has no running instance left in
+	// the subject's site.
+	LastInSite bool `expr:"last_in_site"`
+	// Services counts the services hit.
+	Services int `expr:"services"`
+}
+
+// ImpactQuery names the subject whose impact a rule reads: a VM (with
+// whether it is down) or, for host rules, a host (VM empty).
+type ImpactQuery struct {
+	VM, Host, Site string
+	Down           bool
+}
+
 // PeriodEnv is the collection period of the evaluation.
 type PeriodEnv struct {
 	Start  time.Time     `expr:"start"`
@@ -218,12 +244,17 @@ type helperPatch struct {
 	problems []exprProblem
 	// scope checks which top-level variables the rule may read.
 	allowed map[string]bool
+	// impact is set when the expression reads impact.
+	impact bool
 }
 
 // Visit implements ast.Visitor.
 func (h *helperPatch) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.IdentifierNode:
+		if n.Value == "impact" {
+			h.impact = true
+		}
 		if !h.allowed[n.Value] && envVars[n.Value] {
 			h.problems = append(h.problems, exprProblem{n.Location().From, fmt.Sprintf("%s is not available in this scope", n.Value)})
 		}
@@ -304,19 +335,19 @@ func (h *helperPatch) replace(node *ast.Node, isInt bool, p probe) {
 }
 
 // envVars are the top-level variables of Env that scopes restrict.
-var envVars = map[string]bool{"vm": true, "host": true, "service": true, "source": true}
+var envVars = map[string]bool{"vm": true, "host": true, "service": true, "source": true, "impact": true}
 
 // scopeVars lists what each scope may read (period is always allowed).
 var scopeVars = map[Scope]map[string]bool{
-	ScopeVM:      {"vm": true, "host": true},
-	ScopeHost:    {"host": true},
+	ScopeVM:      {"vm": true, "host": true, "impact": true},
+	ScopeHost:    {"host": true, "impact": true},
 	ScopeService: {"service": true, "host": true},
 	ScopeSource:  {"source": true},
 }
 
 // compileExpr compiles a boolean expression for a scope. The problems it
-// returns carry rune offsets into src.
-func compileExpr(set *Set, table *probeTable, scope Scope, src string) (*vm.Program, []probe, []exprProblem) {
+// returns carry rune offsets into src; impact says whether it reads impact.
+func compileExpr(set *Set, table *probeTable, scope Scope, src string) (prog *vm.Program, used []probe, probs []exprProblem, impact bool) {
 	patch := &helperPatch{set: set, table: table, allowed: scopeVars[scope]}
 	prog, err := expr.Compile(src,
 		expr.Env(Env{}),
@@ -327,14 +358,14 @@ func compileExpr(set *Set, table *probeTable, scope Scope, src string) (*vm.Prog
 		expr.DisableBuiltin("now"),
 		expr.MaxNodes(2000),
 	)
-	probs := patch.problems
+	probs = patch.problems
 	if err != nil {
 		probs = append(probs, exprErrorProblem(err))
 	}
 	if len(probs) > 0 {
-		return nil, nil, probs
+		return nil, nil, probs, false
 	}
-	return prog, patch.used, nil
+	return prog, patch.used, nil, patch.impact
 }
 
 // exprErrorProblem extracts the offset of an expr compile error.
@@ -350,7 +381,7 @@ func exprErrorProblem(err error) exprProblem {
 // authors write.
 var typeNames = strings.NewReplacer(
 	"rules.VMEnv", "vm", "rules.HostEnv", "host", "rules.FactsEnv", "host.facts",
-	"rules.ServiceEnv", "service", "rules.SourceEnv", "source", "rules.PeriodEnv", "period",
+	"rules.ServiceEnv", "service", "rules.SourceEnv", "source", "rules.PeriodEnv", "period", "rules.ImpactEnv", "impact",
 	"rules.Env", "the environment",
 )
 

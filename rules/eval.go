@@ -486,6 +486,10 @@ func (e *Engine) evalVM(v *vmRec) {
 	e.fillHost(&env.Host, v.h, pr)
 	env.Period = PeriodEnv{Start: e.periodStart(idx), Length: e.set.Settings.Period, Now: e.now}
 	e.probes(e.set.probes[ScopeVM], v.h, idx)
+	env.Impact = ImpactEnv{}
+	if e.impact != nil && e.set.impact[ScopeVM] {
+		e.impact(ImpactQuery{VM: v.id, Host: hostID, Site: v.site, Down: v.state.Down()}, &env.Impact)
+	}
 	e.cur = evalCtx{
 		labels:    labels{vm: v.id, host: hostID, site: v.site, source: srcName},
 		started:   e.notAfterNow(decided),
@@ -526,6 +530,10 @@ func (e *Engine) evalHost(h *hostRec) {
 	e.fillHost(&env.Host, h, pr)
 	env.Period = PeriodEnv{Start: e.periodStart(h.latest), Length: e.set.Settings.Period, Now: e.now}
 	e.probes(e.set.probes[ScopeHost], h, h.latest)
+	env.Impact = ImpactEnv{}
+	if e.impact != nil && e.set.impact[ScopeHost] {
+		e.impact(ImpactQuery{Host: h.id, Site: h.site}, &env.Impact)
+	}
 	srcName := ""
 	if h.src != nil {
 		srcName = h.src.name

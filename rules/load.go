@@ -754,16 +754,22 @@ func (p *pending) compile(probs *[]Problem) {
 		if !ok || hs.When == "" {
 			continue
 		}
-		prog, used, eps := compileExpr(s, table, ScopeHost, hs.When)
+		prog, used, eps, impact := compileExpr(s, table, ScopeHost, hs.When)
+		if impact {
+			// Host states are derived from hardware facts alone, before
+			// any rule runs.
+			eps = append(eps, exprProblem{-1, "impact is not available in host_states"})
+			prog = nil
+		}
 		exprErr(raw, "host state "+hs.Reason, "when", eps)
 		hs.prog, hs.probes = prog, used
 	}
 	s.byScope = map[Scope][]*Rule{}
 	for _, r := range s.Rules {
 		if raw, ok := p.ruleExprs[r]; ok && r.Expr != "" && r.Scope.valid() {
-			prog, used, eps := compileExpr(s, table, r.Scope, r.Expr)
+			prog, used, eps, impact := compileExpr(s, table, r.Scope, r.Expr)
 			exprErr(raw, r.Name, "expr", eps)
-			r.prog, r.probes = prog, used
+			r.prog, r.probes, r.impact = prog, used, impact
 			if r.Scope == ScopeVM && prog != nil {
 				r.guards = vmGuards(r.Expr)
 			}
@@ -808,8 +814,10 @@ func (p *pending) compile(probs *[]Problem) {
 	}
 	// Which probes each scope needs, so an evaluation computes only those.
 	s.probes = map[Scope][]probe{}
+	s.impact = map[Scope]bool{}
 	for _, r := range s.Rules {
 		s.probes[r.Scope] = mergeProbes(s.probes[r.Scope], r.probes)
+		s.impact[r.Scope] = s.impact[r.Scope] || r.impact
 	}
 	for _, hs := range s.HostStates {
 		s.probes["host_states"] = mergeProbes(s.probes["host_states"], hs.probes)

@@ -132,6 +132,8 @@ type Rule struct {
 	probes  []probe
 	policy  *Policy
 	guards  []guard
+	// impact is set when the expression reads impact.
+	impact bool
 }
 
 // HostStateRule is one entry of the host state derivation. Every entry whose
@@ -220,6 +222,9 @@ type Set struct {
 	hwMask    uint64
 	faultMask uint64
 	probes    map[Scope][]probe
+	// impact says which scopes have a rule that reads impact, so the
+	// engine asks for it only there.
+	impact map[Scope]bool
 	// maxHistory is the largest N any helper asks for.
 	maxHistory int
 	// digest identifies the file contents LoadFiles built the set from
