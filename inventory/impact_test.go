@@ -180,3 +180,48 @@ func BenchmarkImpactHostFailure(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(rep.Services)), "services")
 }
+
+func TestRuleImpactWithoutAllocating(t *testing.T) {
+	p, inv := impactFixture()
+	m := &Manager{}
+	m.inv.Store(inv)
+	m.placement.Store(p)
+	for _, tc := range []struct {
+		name     string
+		vm, host string
+		site     string
+		down     bool
+		frac     float64
+		last     bool
+		services int
+	}{
+		{name: "a running instance: what is down already", vm: "pay-1", site: "pod-a", frac: 1.0 / 6, services: 1},
+		{name: "a crashed instance, others run in its site", vm: "pay-1", site: "pod-a", down: true, frac: 2.0 / 6, services: 1},
+		{name: "the last running instance in pod-b", vm: "pay-5", site: "pod-b", down: true, frac: 2.0 / 6, last: true, services: 1},
+		{name: "a VM in no service", vm: "vm-x", site: "pod-a", down: true},
+		{name: "host h1 down", host: "h1", site: "pod-a", frac: 1, last: true, services: 2},
+		{name: "host h2 down", host: "h2", site: "pod-a", frac: 2.0 / 6, services: 1},
+		{name: "unknown host", host: "h9", site: "pod-a"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				frac float64
+				last bool
+				n    int
+			)
+			run := func() {
+				if tc.vm != "" {
+					frac, last, n = m.VMImpact(tc.vm, tc.site, tc.down)
+				} else {
+					frac, last, n = m.HostImpact(tc.host, tc.site)
+				}
+			}
+			if allocs := testing.AllocsPerRun(100, run); allocs != 0 {
+				t.Errorf("%v allocations per call, want 0", allocs)
+			}
+			if frac != tc.frac || last != tc.last || n != tc.services {
+				t.Errorf("= %v, %v, %d; want %v, %v, %d", frac, last, n, tc.frac, tc.last, tc.services)
+			}
+		})
+	}
+}

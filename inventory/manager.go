@@ -376,3 +376,74 @@ func (m *Manager) JiraOwner(inc *model.Incident) (component, assignee string) {
 	}
 	return component, assignee
 }
+
+// VMImpact is what a vm rule's impact reads: for the service of vm (down
+// or not, in site), the share of its instances down, whether it has no
+// running instance left in site, and 1 (0 when vm is in no service). Other
+// instances are judged by the placement last refreshed. It neither does
+// I/O nor allocates: the rules engine calls it under its lock for every
+// evaluation of rules that read impact.
+func (m *Manager) VMImpact(vm, site string, down bool) (maxFractionDown float64, lastInSite bool, services int) {
+	inv, p := m.Inventory(), m.placement.Load()
+	svc, ok := inv.ServiceOf(vm)
+	if !ok {
+		return 0, false, 0
+	}
+	instances := inv.Instances(svc)
+	nDown, upInSite := 0, 0
+	for _, o := range instances {
+		in, _ := p.Of(o)
+		if o == vm {
+			in.Down, in.Site = down, site
+		}
+		if in.Down {
+			nDown++
+		} else if site != "" && in.Site == site {
+			upInSite++
+		}
+	}
+	return float64(nDown) / float64(len(instances)), down && site != "" && upInSite == 0, 1
+}
+
+// HostImpact is what a host rule's impact reads: with every VM of host
+// (in site) down, the largest share of instances down among the services
+// of its VMs, whether one of them has no running instance left in site,
+// and how many services are hit. Like VMImpact it neither does I/O nor
+// allocates; its cost grows with the host's VMs times their services'
+// instances.
+func (m *Manager) HostImpact(host, site string) (maxFractionDown float64, lastInSite bool, services int) {
+	inv, p := m.Inventory(), m.placement.Load()
+	if p == nil {
+		return 0, false, 0
+	}
+	for _, vm := range p.hosts[host] {
+		svc, ok := inv.ServiceOf(vm)
+		if !ok {
+			continue
+		}
+		instances := inv.Instances(svc)
+		first := ""
+		nDown, upInSite, hitInSite := 0, 0, false
+		for _, o := range instances {
+			in, _ := p.Of(o)
+			onHost := in.Host == host
+			if onHost && first == "" {
+				first = o
+			}
+			switch {
+			case onHost || in.Down:
+				nDown++
+				hitInSite = hitInSite || (onHost && in.Site == site)
+			case in.Site == site:
+				upInSite++
+			}
+		}
+		if first != vm {
+			continue // counted with the service's first VM on this host
+		}
+		services++
+		maxFractionDown = max(maxFractionDown, float64(nDown)/float64(len(instances)))
+		lastInSite = lastInSite || (site != "" && hitInSite && upInSite == 0)
+	}
+	return maxFractionDown, lastInSite, services
+}
