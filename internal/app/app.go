@@ -111,7 +111,8 @@ func Serve(ctx context.Context, opts Options) error {
 		return err
 	}
 	engine, err := rules.NewEngine(ctx, rules.Options{Rules: set, Store: st, Clock: clk, Logger: log.With("component", "rules"),
-		Registerer: reg, TickInterval: opts.TickInterval, Runbooks: kb.Links, Services: inv.IncidentServices})
+		Registerer: reg, TickInterval: opts.TickInterval, Runbooks: kb.Links, Services: inv.IncidentServices,
+		Impact: ruleImpact(inv)})
 	if err != nil {
 		return fmt.Errorf("start rules engine: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/vmtriage/vmtriage/internal/config"
 	"github.com/vmtriage/vmtriage/internal/store"
 	"github.com/vmtriage/vmtriage/inventory"
+	"github.com/vmtriage/vmtriage/rules"
 )
 
 // newInventory builds the inventory of relations (VM → service → team →
@@ -174,5 +175,23 @@ func ownerVerb(m inventoryReader) bot.Verb {
 			r.Sections = []bot.Section{sec}
 			return r, nil
 		},
+	}
+}
+
+// impactSource is what rules' impact.* reads from the inventory.
+type impactSource interface {
+	VMImpact(vm, site string, down bool) (float64, bool, int)
+	HostImpact(host, site string) (float64, bool, int)
+}
+
+// ruleImpact adapts the inventory to the rules engine's Impact hook, so
+// neither package imports the other.
+func ruleImpact(m impactSource) func(rules.ImpactQuery, *rules.ImpactEnv) {
+	return func(q rules.ImpactQuery, out *rules.ImpactEnv) {
+		if q.VM != "" {
+			out.MaxFractionDown, out.LastInSite, out.Services = m.VMImpact(q.VM, q.Site, q.Down)
+			return
+		}
+		out.MaxFractionDown, out.LastInSite, out.Services = m.HostImpact(q.Host, q.Site)
 	}
 }

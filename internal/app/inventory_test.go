@@ -196,3 +196,43 @@ func TestInventoryTicketOwner(t *testing.T) {
 		t.Errorf("ticket components %v assignee %q; want team-pay's Payments and acc-pay over the cause's Compute", is.Components, is.Assignee)
 	}
 }
+
+// TestInventoryRulesReadImpact: a rule file reading impact.* sees the
+// inventory: a crash that takes down half of a service raises its
+// incident, a crash of an unowned VM does not.
+func TestInventoryRulesReadImpact(t *testing.T) {
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "inventory.csv")
+	rulesFile := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(inv, []byte("vm,service,team\nvm-1,pay,team-pay\nvm-2,pay,team-pay\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rulesFile, []byte(`rules:
+  - name: service-half-down
+    scope: vm
+    expr: vm.crashed && impact.max_fraction_down >= 0.5
+    classification: {cause: service-degraded, trigger: vm, severity: critical}
+    action: {type: notify}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := bootService(t, bootOptions{Env: map[string]string{"VMTRIAGE_INVENTORY_PATH": inv, "VMTRIAGE_RULES_PATH": rulesFile}})
+	now := s.clock.Now()
+	s.observe(t, vmState(t, "vm-1", "host-1", "running", now), vmState(t, "vm-2", "host-2", "running", now),
+		vmState(t, "vm-9", "host-1", "running", now))
+	if err := s.svc.Inventory.RefreshPlacement(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.clock.Advance(time.Minute)
+	now = s.clock.Now()
+	s.observe(t, vmState(t, "vm-9", "host-1", "crashed", now), vmState(t, "vm-1", "host-1", "crashed", now))
+	var subjects []string
+	for _, inc := range s.incidents(t, "") {
+		if inc["rule"] == "service-half-down" {
+			subjects = append(subjects, fmt.Sprint(inc["subject"]))
+		}
+	}
+	if fmt.Sprint(subjects) != "[vm-1]" {
+		t.Errorf("service-half-down incidents for %v, want [vm-1] (vm-9 is in no service)", subjects)
+	}
+}
