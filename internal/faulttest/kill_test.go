@@ -60,7 +60,8 @@ func killGenerated(base time.Time, vm, r int) time.Time {
 //
 //   - the observation stream is drained (nothing pending, nothing unread);
 //   - every VM's record is its last observation (round 4), and its Since
-//     proves the state changes in rounds 2 and 3 were applied in order;
+//     shows the state changes of rounds 2 and 3 applied in order, or, for
+//     a crash the killed replica held, overtaken by them (counted);
 //   - no VM has two incidents, and no incident is for a VM that never
 //     crashed (crashes the killed replica held can be lost: counted and
 //     reported as a known limit);
