@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -366,22 +365,4 @@ func (f *fakeSlack) posts() (roots []slackPost, replies, updates int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]slackPost(nil), f.roots...), f.replies, f.updates
-}
-
-// groupIdle reports an error unless the consumer group on stream has
-// nothing pending and nothing left to read.
-func groupIdle(ctx context.Context, rdb redis.UniversalClient, stream, group string) error {
-	groups, err := rdb.XInfoGroups(ctx, stream).Result()
-	if err != nil {
-		return err
-	}
-	for _, g := range groups {
-		if g.Name == group {
-			if g.Pending != 0 || g.Lag != 0 {
-				return fmt.Errorf("group %s on %s: %d pending, %d not yet read", group, stream, g.Pending, g.Lag)
-			}
-			return nil
-		}
-	}
-	return errors.New("no group " + group + " on " + stream)
 }
