@@ -1,7 +1,14 @@
-.PHONY: test demo build bench test-cluster faults
+.PHONY: test unit demo build bench test-cluster faults
 
-# test sets up what the tests need (Redis) and runs vet, gofmt and every test.
-test:
+# test is the whole suite, what CI runs: every test on a single Redis (with
+# libvirtd, Prometheus, node_exporter and Chromium), the Redis-backed tests
+# again on a three-master Cluster, and the fault tests. It installs and
+# starts what it needs.
+test: unit test-cluster faults
+
+# unit sets up what the tests need (Redis, the collector daemons) and runs
+# vet, gofmt and every test once, on a single Redis: the quick loop.
+unit:
 	./scripts/test.sh
 
 demo:
