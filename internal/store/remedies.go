@@ -39,9 +39,12 @@ var ErrRemedyExists = errors.New("the incident already has a remedy")
 // one, and in the same step indexes it by incident (new ones only, refused
 // when the incident has one), puts it on or takes it off the run queue and
 // the expiry index, and appends its audit entries.
-// KEYS: remedy hash, incident index, queue, expiry, audit list.
+// The audit entries also go to the audit stream (audit.go), capped at
+// about MaxAuditEntries.
+// KEYS: remedy hash, incident index, queue, expiry, audit list, audit stream.
 // ARGV: id, expected version, new version, json, queue score ("" = remove),
-// expiry score ("" = remove), audit entries (JSON each)...
+// expiry score ("" = remove), stream cap, then per audit entry its list
+// JSON and its stream JSON...
 // Returns {1, new version}, {0, stored version} or {-1, 0} (exists).
 var saveRemedyScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'v') or '0'
@@ -52,7 +55,10 @@ end
 redis.call('HSET', KEYS[1], 'v', ARGV[3], 'json', ARGV[4])
 if ARGV[5] == '' then redis.call('ZREM', KEYS[3], ARGV[1]) else redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1]) end
 if ARGV[6] == '' then redis.call('ZREM', KEYS[4], ARGV[1]) else redis.call('ZADD', KEYS[4], ARGV[6], ARGV[1]) end
-for i = 7, #ARGV do redis.call('RPUSH', KEYS[5], ARGV[i]) end
+for i = 8, #ARGV, 2 do
+  redis.call('RPUSH', KEYS[5], ARGV[i])
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[7], '*', 'e', ARGV[i+1])
+end
 return {1, tonumber(ARGV[3])}
 `)
 
@@ -71,7 +77,7 @@ func (s *Store) NextRemedyID(ctx context.Context) (string, error) {
 // tries it at the same time. In the same atomic step the remedy is queued
 // to run (approved, or running until its lease ends) or taken off the
 // queue, indexed for expiry while it awaits approval, and audit is
-// appended to its trail. On success r.Version is one more and r.UpdatedAt
+// appended to its trail and to the audit stream. On success r.Version is one more and r.UpdatedAt
 // is now.
 func (s *Store) SaveRemedy(ctx context.Context, r *model.Remedy, audit ...model.AuditEntry) error {
 	if r.ID == "" || r.Incident == "" {
@@ -96,7 +102,7 @@ func (s *Store) SaveRemedy(ctx context.Context, r *model.Remedy, audit ...model.
 	case model.RemedyAwaiting:
 		expiry = strconv.FormatInt(r.ExpiresAt.UnixMilli(), 10)
 	}
-	args := []any{r.ID, prevV, r.Version, doc, queue, expiry}
+	args := []any{r.ID, prevV, r.Version, doc, queue, expiry, MaxAuditEntries}
 	for _, a := range audit {
 		a.Remedy, a.Incident = r.ID, r.Incident
 		if a.At.IsZero() {
@@ -107,10 +113,16 @@ func (s *Store) SaveRemedy(ctx context.Context, r *model.Remedy, audit ...model.
 			restore()
 			return fmt.Errorf("save remedy %s: encode audit: %w", r.ID, err)
 		}
-		args = append(args, b)
+		sb, err := json.Marshal(remedyAuditEntry(r, a))
+		if err != nil {
+			restore()
+			return fmt.Errorf("save remedy %s: encode audit: %w", r.ID, err)
+		}
+		args = append(args, b, sb)
 	}
 	res, err := saveRemedyScript.Run(ctx, s.rdb, []string{
 		s.k.remedy(r.ID), s.k.remedyOfIncident(r.Incident), s.k.remedyQueue(), s.k.remedyExpiry(), s.k.remedyAudit(r.ID),
+		s.k.audit(),
 	}, args...).Int64Slice()
 	if err != nil {
 		restore()
