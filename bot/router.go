@@ -34,6 +34,16 @@ type FleetReader interface {
 	Sites(ctx context.Context) ([]string, error)
 }
 
+// HostStateReader, when the FleetReader also implements it, gives the
+// derived state of many hosts in one read; the site status uses it to show
+// degraded and failed hosts. Without it the router asks Host once per host.
+// The state store implements it.
+type HostStateReader interface {
+	// HostStates returns the hosts of ids that exist, by ID, with Site,
+	// Reported, State and Since set.
+	HostStates(ctx context.Context, ids []string) (map[string]model.HostStatus, error)
+}
+
 // ActionTaker changes incident and silence state on a user's behalf. The
 // rules engine implements the first three methods and the store Silences;
 // the application combines them.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -235,11 +236,30 @@ func (r *Router) statusSite(ctx context.Context, site string) (Reply, error) {
 		states = append(states, fmt.Sprintf("%s %d", name, n))
 	}
 	slices.Sort(states)
+	bad, err := r.badHosts(ctx, slices.Sorted(maps.Keys(hosts)))
+	if err != nil {
+		return Reply{}, err
+	}
+	open, err := r.openIncidents(ctx, model.IncidentFilter{Site: site})
+	if err != nil {
+		return Reply{}, err
+	}
 	main := Section{Fields: []Field{{"VMs", fmt.Sprint(len(vms))}}}
 	if len(states) > 0 {
 		main.Fields = append(main.Fields, Field{"by state", strings.Join(states, ", ")})
 	}
-	main.Fields = append(main.Fields, Field{"hosts", fmt.Sprint(len(hosts))})
+	main.Fields = append(main.Fields, Field{"hosts", fmt.Sprint(len(hosts)) + hostStateCounts(bad)})
+	main.Fields = append(main.Fields, Field{"open incidents", severityCounts(open)})
+	reply.Sections = append(reply.Sections, main)
+	if len(bad) > 0 {
+		// The tone stays that of the VMs: a degraded host with every VM
+		// running is worth a look, not an alarm.
+		items := make([]string, len(bad))
+		for i, h := range bad {
+			items[i] = fmt.Sprintf("%s %s since %s, %d of %d VMs down", h.ID, h.State, formatSince(h.Since, now), downHosts[h.ID], hosts[h.ID])
+		}
+		reply.Sections = append(reply.Sections, Section{Heading: "Degraded and failed hosts", List: &List{Items: items, Limit: 5}})
+	}
 	if len(downHosts) > 0 {
 		names := make([]string, 0, len(downHosts))
 		for h := range downHosts {
@@ -253,19 +273,101 @@ func (r *Router) statusSite(ctx context.Context, site string) (Reply, error) {
 		for i, h := range names {
 			items[i] = fmt.Sprintf("%s: %d of %d VMs down", h, downHosts[h], hosts[h])
 		}
-		reply.Sections = append(reply.Sections, main, Section{Heading: "Hosts with down VMs", List: &List{Items: items, Limit: 5}})
-	} else {
-		reply.Sections = append(reply.Sections, main)
+		reply.Sections = append(reply.Sections, Section{Heading: "Hosts with down VMs", List: &List{Items: items, Limit: 5}})
 	}
 	if len(down) > 0 {
 		reply.Sections = append(reply.Sections, Section{Heading: "Down VMs", List: &List{Items: vmLines(down, now, true)}})
 	}
-	open, err := r.openIncidents(ctx, model.IncidentFilter{Site: site})
-	if err != nil {
-		return Reply{}, err
-	}
 	reply.Sections = append(reply.Sections, r.incidentsSection(open, now))
 	return reply, nil
+}
+
+// badHosts returns those of ids whose derived state in the latest period is
+// failed or degraded: failed first, then the longest in that state. It reads
+// them at once when the fleet reader can (HostStateReader), else one by one;
+// a host the fleet does not know is skipped.
+func (r *Router) badHosts(ctx context.Context, ids []string) ([]model.HostStatus, error) {
+	var states map[string]model.HostStatus
+	if hr, ok := r.opts.Fleet.(HostStateReader); ok {
+		var err error
+		if states, err = hr.HostStates(ctx, ids); err != nil {
+			return nil, fmt.Errorf("read state of hosts: %w", err)
+		}
+	} else {
+		states = make(map[string]model.HostStatus, len(ids))
+		for _, id := range ids {
+			h, err := r.opts.Fleet.Host(ctx, id, 0)
+			if err != nil && r.opts.NotFound(err) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read host %s: %w", id, err)
+			}
+			states[id] = h
+		}
+	}
+	var bad []model.HostStatus
+	for _, id := range ids {
+		if h, ok := states[id]; ok && (h.State == model.HostFailed || h.State == model.HostDegraded) {
+			h.ID = id
+			bad = append(bad, h)
+		}
+	}
+	slices.SortFunc(bad, func(a, b model.HostStatus) int {
+		return cmp.Or(cmp.Compare(hostStateRank(a.State), hostStateRank(b.State)), a.Since.Compare(b.Since), cmp.Compare(a.ID, b.ID))
+	})
+	return bad, nil
+}
+
+func hostStateRank(s model.HostState) int {
+	if s == model.HostFailed {
+		return 0
+	}
+	return 1
+}
+
+// hostStateCounts is " (1 failed, 2 degraded)" for the hosts in bad, or
+// nothing when there are none.
+func hostStateCounts(bad []model.HostStatus) string {
+	var failed, degraded int
+	for _, h := range bad {
+		if h.State == model.HostFailed {
+			failed++
+		} else {
+			degraded++
+		}
+	}
+	var parts []string
+	if failed > 0 {
+		parts = append(parts, fmt.Sprintf("%d failed", failed))
+	}
+	if degraded > 0 {
+		parts = append(parts, fmt.Sprintf("%d degraded", degraded))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// severityCounts is "critical 1, high 2" for the incidents given, most
+// urgent severity first, or "none".
+func severityCounts(incs []model.Incident) string {
+	n := map[model.Severity]int{}
+	for _, inc := range incs {
+		n[inc.Severity]++
+	}
+	if len(n) == 0 {
+		return "none"
+	}
+	sevs := slices.SortedFunc(maps.Keys(n), func(a, b model.Severity) int {
+		return cmp.Or(cmp.Compare(a.Rank(), b.Rank()), cmp.Compare(a, b))
+	})
+	parts := make([]string, len(sevs))
+	for i, s := range sevs {
+		parts[i] = fmt.Sprintf("%s %d", s, n[s])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // downVMs returns the VMs that are down, most recently down first.
