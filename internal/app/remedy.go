@@ -19,6 +19,7 @@ import (
 	"github.com/vmtriage/vmtriage/internal/model"
 	"github.com/vmtriage/vmtriage/internal/remedy"
 	"github.com/vmtriage/vmtriage/internal/store"
+	"github.com/vmtriage/vmtriage/tickets"
 )
 
 // remedies is one replica's remedy path: the manager that turns firing
@@ -38,8 +39,75 @@ type remedyDeps struct {
 	// Actuator overrides VMTRIAGE_REMEDY_ACTUATOR (the demo's simulator).
 	Actuator remedy.Actuator
 	Replica  string
-	Clock    clock.Clock
-	Logger   *slog.Logger
+	// Notes, if set, gets a comment on the incident's ticket for each
+	// saved change of a remedy (ticketNotes(tk) when Jira is configured).
+	Notes  remedyNotes
+	Clock  clock.Clock
+	Logger *slog.Logger
+}
+
+// remedyNotes is where a remedy's changes are told, as text, to whoever
+// follows the incident elsewhere: tickets.Tickets.Note.
+type remedyNotes interface {
+	Note(ctx context.Context, incidentID, text string) error
+}
+
+// ticketNotes is tk as remedyNotes, nil (not a typed nil) without Jira.
+func ticketNotes(tk *tickets.Tickets) remedyNotes {
+	if tk == nil {
+		return nil
+	}
+	return tk
+}
+
+// notingStore is the remedy path's store that also tells notes of every
+// change it saved. A change is saved at most once (SaveRemedy is a
+// compare-and-set on the remedy's version), so each one is told once
+// whichever replica saved it; tickets.Note then adds it as one comment,
+// retried without doubling. A change whose note cannot be queued is
+// logged, not retried: the audit stream still holds it.
+type notingStore struct {
+	remedy.Store
+	notes remedyNotes
+	log   *slog.Logger
+}
+
+// SaveRemedy saves r and, once saved, tells notes of the audit entries.
+func (n notingStore) SaveRemedy(ctx context.Context, r *model.Remedy, audit ...model.AuditEntry) error {
+	if err := n.Store.SaveRemedy(ctx, r, audit...); err != nil {
+		return err
+	}
+	if text := remedyNote(*r, audit); text != "" {
+		if err := n.notes.Note(ctx, r.Incident, text); err != nil {
+			n.log.Warn("could not queue a ticket comment for a remedy", "remedy", r.ID, "incident", r.Incident, "err", err)
+		}
+	}
+	return nil
+}
+
+// remedyNote is the ticket comment for one saved change of r: its audit
+// entries, one a line, with the plan when it was just requested and the
+// summary when it finished. Refused attempts are left to the audit
+// stream; a change without entries (a lease renewal) says nothing.
+func remedyNote(r model.Remedy, audit []model.AuditEntry) string {
+	var lines []string
+	for _, a := range audit {
+		if strings.HasSuffix(a.What, " refused") {
+			continue
+		}
+		line := fmt.Sprintf("%s (%s): %s", r.ID, a.Who, a.What)
+		if a.Result != "" {
+			line += " — " + a.Result
+		}
+		lines = append(lines, line)
+		if strings.HasPrefix(a.What, "requested") && r.Action == model.ActionMigrateHost {
+			lines = append(lines, "Plan: "+remedy.PlanText(r.Steps))
+		}
+	}
+	if len(lines) > 0 && r.State.Final() && r.Result != "" {
+		lines = append(lines, "Summary: "+r.Result)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // newRemedies builds the remedy path from the configuration.
@@ -55,8 +123,12 @@ func newRemedies(cfg config.Config, d remedyDeps) (*remedies, error) {
 	if d.Membership != nil {
 		membership = d.Membership
 	}
+	var rst remedy.Store = d.Store
+	if d.Notes != nil {
+		rst = notingStore{Store: d.Store, notes: d.Notes, log: d.Logger}
+	}
 	mgr, err := remedy.NewManager(remedy.Options{
-		Store: d.Store, Approvers: cfg.Approvers, Membership: membership, Recovery: d.Recovery,
+		Store: rst, Approvers: cfg.Approvers, Membership: membership, Recovery: d.Recovery,
 		ApprovalTimeout: cfg.RemedyApprovalTimeout, TwoApprovers: cfg.RemedyTwoApprovers,
 		Consumer: d.Replica, Clock: d.Clock, Logger: d.Logger,
 	})
@@ -64,7 +136,7 @@ func newRemedies(cfg config.Config, d remedyDeps) (*remedies, error) {
 		return nil, fmt.Errorf("start remedies: %w", err)
 	}
 	exec, err := remedy.NewExecutor(remedy.ExecutorOptions{
-		Store: d.Store, Actuator: act, Recovery: d.Recovery, Owner: d.Replica,
+		Store: rst, Actuator: act, Recovery: d.Recovery, Owner: d.Replica,
 		Concurrency: cfg.RemedyConcurrency, Clock: d.Clock, Logger: d.Logger,
 	})
 	if err != nil {
@@ -113,9 +185,11 @@ func (r *remedies) runners() []runner {
 	}
 }
 
-// verbs are `/triage approve`, `/triage deny` and `/triage remedy`.
+// verbs are `/triage approve`, `/triage deny`, `/triage remedy` and
+// `/triage audit`.
 func (r *remedies) verbs() []bot.Verb {
 	return []bot.Verb{
+		auditVerb(r.st),
 		{Name: "approve", Args: "<incident>", Help: "approve an incident's remedy (shows its plan)", Example: "approve inc-42",
 			Group: bot.GroupApprove, MinArgs: 1, MaxArgs: 1,
 			Run: func(ctx context.Context, cmd bot.Command) (bot.Reply, error) {
