@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vmtriage/vmtriage/bot"
+	"github.com/vmtriage/vmtriage/internal/model"
 	"github.com/vmtriage/vmtriage/internal/store"
 )
 
@@ -21,10 +22,19 @@ type auditStore interface {
 	AuditQuery(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error)
 }
 
+// auditRecorder is what recording a refusal needs of the store: the
+// stream, and what it takes to tell which incident, VMs and host the
+// refused command named.
+type auditRecorder interface {
+	AppendAudit(ctx context.Context, e store.AuditEntry) error
+	Incident(ctx context.Context, id string) (model.Incident, error)
+	VM(ctx context.Context, id string) (model.VMStatus, error)
+}
+
 // auditor records every command the router refuses, in Redis (shared by
 // replicas) and in the log.
 type auditor struct {
-	st  auditStore
+	st  auditRecorder
 	log *slog.Logger
 }
 
@@ -32,10 +42,30 @@ type auditor struct {
 func (a auditor) Refused(ctx context.Context, r bot.Refusal) {
 	a.log.Info("command refused", "user", r.User, "channel", r.Channel, "origin", string(r.Origin),
 		"command", r.Command, "reason", r.Reason)
-	err := a.st.AppendAudit(ctx, store.AuditEntry{At: r.At, User: r.User, Channel: r.Channel, Origin: string(r.Origin),
-		Command: r.Command, Group: string(r.Group), Reason: r.Reason})
-	if err != nil {
+	e := store.AuditEntry{At: r.At, Kind: store.AuditRefused, User: r.User, Channel: r.Channel, Origin: string(r.Origin),
+		Command: r.Command, Group: string(r.Group), Reason: r.Reason}
+	a.subjects(ctx, &e)
+	if err := a.st.AppendAudit(ctx, e); err != nil {
 		a.log.Error("could not record a refused command in the audit trail", "user", r.User, "err", err)
+	}
+}
+
+// subjects fills in what the refused command's first argument names: an
+// incident (with its VMs and host) or a VM (with its host). Anything else
+// (a host, a free text) is recorded as the command only, found by
+// /triage audit through the incident or VM it names, or not at all.
+func (a auditor) subjects(ctx context.Context, e *store.AuditEntry) {
+	words := strings.Fields(strings.TrimPrefix(strings.TrimSpace(e.Command), "/triage"))
+	if len(words) < 2 {
+		return
+	}
+	arg := words[1]
+	if inc, err := a.st.Incident(ctx, arg); err == nil {
+		e.Incident, e.VMs, e.Host = inc.ID, inc.VMs, inc.Host
+		return
+	}
+	if vm, err := a.st.VM(ctx, arg); err == nil && vm.ID != "" {
+		e.VMs, e.Host = []string{vm.ID}, vm.Host
 	}
 }
 
