@@ -34,6 +34,30 @@ func BenchmarkPlanMigration(b *testing.B) {
 	}
 }
 
+// BenchmarkPlanMigrationAntiAffinity is BenchmarkPlanMigration with every
+// VM in one of 10 services and every candidate already running instances
+// of 3 of them, so anti-affinity weighs in on each choice.
+func BenchmarkPlanMigrationAntiAffinity(b *testing.B) {
+	vms := make([]VMSize, 60)
+	for i := range vms {
+		vms[i] = VMSize{ID: fmt.Sprintf("vm-%03d", i), VCPUs: float64(1 + i%8), MemMB: float64(1024 * (1 + i%16)),
+			SizeKnown: true, Group: fmt.Sprintf("svc-%d", i%10)}
+	}
+	cands := make([]Candidate, 500)
+	for i := range cands {
+		cands[i] = Candidate{ID: fmt.Sprintf("host-%03d", i), Site: "pod-a", State: model.HostHealthy,
+			CPUFree: float64(i % 32), MemFreeMB: float64(2048 * (i % 40)), HasCapacity: true,
+			Groups: map[string]int{fmt.Sprintf("svc-%d", i%10): 1, fmt.Sprintf("svc-%d", (i+3)%10): 2, fmt.Sprintf("svc-%d", (i+7)%10): 1}}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		p := PlanMigration("host-000", "pod-a", vms, cands)
+		if len(p.Moves)+len(p.Unplaced) != len(vms) {
+			b.Fatal("lost a VM")
+		}
+	}
+}
+
 // BenchmarkRemedyLifecycle measures the Redis side of one remedy's life:
 // request (plan from the store), approve, claim and run with the dry run.
 func BenchmarkRemedyLifecycle(b *testing.B) {

@@ -53,6 +53,13 @@ type Recovery interface {
 	PlatformRecovery(vm string) (incidentID string, ok bool)
 }
 
+// Services names the service a VM is an instance of ("" when none is
+// known); the inventory implements it. The migration plan uses it to keep
+// a service's instances on different hosts.
+type Services interface {
+	ServiceOf(vm string) string
+}
+
 // Requester is who asks for the remedies that incidents' rules propose.
 const Requester = "vmtriage"
 
@@ -72,6 +79,9 @@ type Options struct {
 	Membership Membership
 	// Recovery, if set, refuses remedies on VMs the platform is recovering.
 	Recovery Recovery
+	// Services, if set, gives migration plans anti-affinity: instances of
+	// one service are spread over target hosts.
+	Services Services
 	// ApprovalTimeout is how long a remedy waits for approval (default 30m).
 	ApprovalTimeout time.Duration
 	// TwoApprovers requires two distinct approvers for migrate-host.
@@ -254,7 +264,14 @@ func (m *Manager) PlanHost(ctx context.Context, host, site, self string) (Plan, 
 		if mem, ok := v.Attrs["memory_mb"].(float64); ok && mem > 0 {
 			s.MemMB = mem
 		}
+		if m.o.Services != nil {
+			s.Group = m.o.Services.ServiceOf(v.ID)
+		}
 		sizes = append(sizes, s)
+	}
+	groups, err := m.siteGroups(ctx, site, host)
+	if err != nil {
+		return Plan{}, fmt.Errorf("plan migration off %s: %w", host, err)
 	}
 	planned := map[string]bool{}
 	open, err := st.OpenIncidents(ctx)
@@ -287,7 +304,7 @@ func (m *Manager) PlanHost(ctx context.Context, host, site, self string) (Plan, 
 		if err != nil {
 			return Plan{}, fmt.Errorf("plan migration off %s: %w", host, err)
 		}
-		c := Candidate{ID: id, Site: hs.Site, State: hs.State, Planned: planned[id]}
+		c := Candidate{ID: id, Site: hs.Site, State: hs.State, Planned: planned[id], Groups: groups[id]}
 		if c.Site == "" {
 			c.Site = site
 		}
@@ -303,6 +320,33 @@ func (m *Manager) PlanHost(ctx context.Context, host, site, self string) (Plan, 
 		cands = append(cands, c)
 	}
 	return PlanMigration(host, site, sizes, cands), nil
+}
+
+// siteGroups counts, per host of site other than host, the instances of
+// each service last seen on it; nil without Services.
+func (m *Manager) siteGroups(ctx context.Context, site, host string) (map[string]map[string]int, error) {
+	if m.o.Services == nil {
+		return nil, nil
+	}
+	vms, err := m.o.Store.ListVMs(ctx, site, "")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[string]int{}
+	for _, v := range vms {
+		if v.Host == "" || v.Host == host {
+			continue
+		}
+		svc := m.o.Services.ServiceOf(v.ID)
+		if svc == "" {
+			continue
+		}
+		if out[v.Host] == nil {
+			out[v.Host] = map[string]int{}
+		}
+		out[v.Host][svc]++
+	}
+	return out, nil
 }
 
 // MaxReasonLen is the longest denial reason, in characters: it is shown

@@ -23,6 +23,10 @@ type Candidate struct {
 	// Planned is true when the host is itself the subject of a plan.
 	Silenced bool
 	Planned  bool
+	// Groups counts the instances of each service group already running
+	// on the host (service name → VMs), for anti-affinity; nil when the
+	// inventory names none.
+	Groups map[string]int
 }
 
 // VMSize is a VM to move and what it needs on its new host.
@@ -31,12 +35,18 @@ type VMSize struct {
 	VCPUs     float64
 	MemMB     float64
 	SizeKnown bool
+	// Group is the service the VM is an instance of ("" when the
+	// inventory names none): the plan spreads a group's instances.
+	Group string
 }
 
 // Move is one VM of a plan and where it goes.
 type Move struct {
 	VM     string
 	Target string
+	// Note says why the move breaks anti-affinity, when it must: every
+	// host it fits on already holds an instance of its service.
+	Note string
 }
 
 // Unplaced is a VM that fits nowhere, and why.
@@ -59,6 +69,11 @@ type Plan struct {
 // capacity qualify. Bigger VMs are placed first, each on the qualifying
 // host with the most free memory left after it (then most free CPU, then
 // name), so load spreads and big VMs are not squeezed out by small ones.
+// Anti-affinity comes first: among the hosts a VM fits on, the one holding
+// the fewest instances of the VM's service group (counting the ones this
+// plan already put there) wins, so one host failing later does not take
+// a whole service down. When every host it fits on already holds one,
+// the VM still moves and its Move.Note says so.
 // A VM that fits on no qualifying host is listed as unplaced, with the
 // reason. The result depends only on the input.
 func PlanMigration(host, site string, vms []VMSize, candidates []Candidate) Plan {
@@ -66,6 +81,8 @@ func PlanMigration(host, site string, vms []VMSize, candidates []Candidate) Plan
 	type room struct {
 		id       string
 		cpu, mem float64
+		groups   map[string]int
+		owned    bool // groups is this plan's copy
 	}
 	var rooms []*room
 	var rejected []string
@@ -92,7 +109,7 @@ func PlanMigration(host, site string, vms []VMSize, candidates []Candidate) Plan
 			rejected = append(rejected, c.ID+" "+why)
 			continue
 		}
-		rooms = append(rooms, &room{id: c.ID, cpu: c.CPUFree, mem: c.MemFreeMB})
+		rooms = append(rooms, &room{id: c.ID, cpu: c.CPUFree, mem: c.MemFreeMB, groups: c.Groups})
 	}
 	slices.SortFunc(rooms, func(a, b *room) int { return cmp.Compare(a.id, b.id) })
 
@@ -108,13 +125,18 @@ func PlanMigration(host, site string, vms []VMSize, candidates []Candidate) Plan
 	})
 	for _, vm := range order {
 		var best *room
+		bestN := 0
 		for _, r := range rooms {
 			if r.cpu < vm.VCPUs || r.mem < vm.MemMB {
 				continue
 			}
-			if best == nil || r.mem-vm.MemMB > best.mem-vm.MemMB ||
-				(r.mem == best.mem && r.cpu > best.cpu) {
-				best = r
+			n := 0
+			if vm.Group != "" {
+				n = r.groups[vm.Group]
+			}
+			if best == nil || n < bestN || (n == bestN && (r.mem > best.mem ||
+				(r.mem == best.mem && r.cpu > best.cpu))) {
+				best, bestN = r, n
 			}
 		}
 		if best == nil {
@@ -123,7 +145,22 @@ func PlanMigration(host, site string, vms []VMSize, candidates []Candidate) Plan
 		}
 		best.cpu -= vm.VCPUs
 		best.mem -= vm.MemMB
-		p.Moves = append(p.Moves, Move{VM: vm.ID, Target: best.id})
+		mv := Move{VM: vm.ID, Target: best.id}
+		if vm.Group != "" {
+			if bestN > 0 {
+				mv.Note = fmt.Sprintf("shares %s with %d other instance(s) of %s: every host it fits on already holds one", best.id, bestN, vm.Group)
+			}
+			// Copy on first write: Groups belongs to the caller.
+			if best.groups == nil || !best.owned {
+				g := make(map[string]int, len(best.groups)+1)
+				for k, v := range best.groups {
+					g[k] = v
+				}
+				best.groups, best.owned = g, true
+			}
+			best.groups[vm.Group]++
+		}
+		p.Moves = append(p.Moves, mv)
 	}
 	slices.SortFunc(p.Moves, func(a, b Move) int { return cmp.Compare(a.VM, b.VM) })
 	slices.SortFunc(p.Unplaced, func(a, b Unplaced) int { return cmp.Compare(a.VM, b.VM) })
@@ -146,7 +183,7 @@ func nowhere(site string, vm VMSize, eligible int, rejected []string) string {
 func (p Plan) Steps() []model.RemedyStep {
 	steps := []model.RemedyStep{{Do: model.StepHostMaintenance, Host: p.Host, State: model.StepPending}}
 	for _, m := range p.Moves {
-		steps = append(steps, model.RemedyStep{Do: model.StepMigrateVM, VM: m.VM, Host: p.Host, Target: m.Target, State: model.StepPending})
+		steps = append(steps, model.RemedyStep{Do: model.StepMigrateVM, VM: m.VM, Host: p.Host, Target: m.Target, State: model.StepPending, Detail: m.Note})
 	}
 	for _, u := range p.Unplaced {
 		steps = append(steps, model.RemedyStep{Do: model.StepMigrateVM, VM: u.VM, Host: p.Host, State: model.StepSkipped, Detail: u.Why})
