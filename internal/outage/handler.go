@@ -88,6 +88,11 @@ func (r *Reporter) Report(ctx context.Context, from, to time.Time, site string) 
 	var hosts []string
 	seen := map[string]bool{}
 	for i := range ivs {
+		// Intervals come by VM, so a host mostly repeats the one before:
+		// skip the map then (300,000 lookups in a 30-day fleet report).
+		if i > 0 && ivs[i].Host == ivs[i-1].Host {
+			continue
+		}
 		if h := ivs[i].Host; h != "" && !seen[h] && (site == "" || ivs[i].Site == site) {
 			seen[h] = true
 			hosts = append(hosts, h)

@@ -181,8 +181,10 @@ func (a *acc) down() time.Duration {
 	return d
 }
 
-func (a *acc) add(o *store.Outage, clipped time.Duration, end time.Time, from time.Time) {
-	a.by[Attribution(o.Attribution).Rank()] += clipped
+// add books one interval whose attribution has rank (Attribution.Rank,
+// worked out once per interval by the caller).
+func (a *acc) add(o *store.Outage, rank int, clipped time.Duration, end time.Time, from time.Time) {
+	a.by[rank] += clipped
 	a.outages++
 	if o.Open() || o.End.After(end) {
 		if o.Open() {
@@ -280,7 +282,8 @@ func Compute(in Input) Report {
 			continue
 		}
 		clipped := e.Sub(s)
-		fleet.add(o, clipped, end, in.From)
+		rank := Attribution(o.Attribution).Rank()
+		fleet.add(o, rank, clipped, end, in.From)
 		v := last
 		if v == nil || v.name != o.VM {
 			if v = vms[o.VM]; v == nil {
@@ -290,7 +293,7 @@ func Compute(in Input) Report {
 			}
 			last = v
 		}
-		v.add(o, clipped, end, in.From)
+		v.add(o, rank, clipped, end, in.From)
 		if o.Host != "" {
 			// A VM counts once on each host it had an outage on (a VM that
 			// went back and forth counts again; rare enough).
@@ -303,7 +306,7 @@ func Compute(in Input) Report {
 				h.seen++
 				v.onHost = h
 			}
-			v.onHost.add(o, clipped, end, in.From)
+			v.onHost.add(o, rank, clipped, end, in.From)
 		}
 		if v.onSite == nil || v.onSite.name != o.Site {
 			site := sites[o.Site]
@@ -314,8 +317,8 @@ func Compute(in Input) Report {
 			site.seen++
 			v.onSite = site
 		}
-		v.onSite.add(o, clipped, end, in.From)
-		days.add(Attribution(o.Attribution), s, e)
+		v.onSite.add(o, rank, clipped, end, in.From)
+		days.add(rank, s, e)
 		c := lastCause
 		if c == nil || c.Cause != o.Cause || c.Attribution != o.Attribution {
 			ck := causeKey{o.Cause, o.Attribution}
@@ -449,8 +452,7 @@ func newDays(from, to time.Time) *days {
 	return &days{first: first, by: make([][5]time.Duration, n)}
 }
 
-func (d *days) add(a Attribution, s, e time.Time) {
-	r := a.Rank()
+func (d *days) add(r int, s, e time.Time) {
 	for s.Before(e) {
 		i := int(s.Sub(d.first) / (24 * time.Hour))
 		if i < 0 || i >= len(d.by) {

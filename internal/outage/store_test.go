@@ -2,6 +2,7 @@ package outage_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -126,5 +127,46 @@ func TestOutageIndexRoundTrip(t *testing.T) {
 	}
 	if left, _ := st.Outages(ctx, o.VM); len(left) != 0 {
 		t.Errorf("after pruning the VM still has %+v", left)
+	}
+}
+
+// TestOutagesBetweenOrder: intervals come back by VM, then start, whatever
+// order their ends put them in the index, and only those overlapping the
+// window.
+func TestOutagesBetweenOrder(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	st := storetest.New(t, store.Options{})
+	iv := func(vm string, start, end time.Duration) store.Outage {
+		o := store.Outage{VM: vm, Host: "h1", Site: "pod-a", Start: t0.Add(start), Attribution: "guest"}
+		if end != 0 { // zero: still open
+			o.End = t0.Add(end)
+		}
+		return o
+	}
+	byVM := map[string][]store.Outage{
+		"vm-b": {iv("vm-b", 0, 50*time.Minute), iv("vm-b", time.Hour, 0)},
+		"vm-a": {iv("vm-a", -3*time.Hour, -2*time.Hour), iv("vm-a", 5*time.Minute, 10*time.Minute), iv("vm-a", 20*time.Minute, 90*time.Minute)},
+		"vm-c": {iv("vm-c", 3*time.Hour, 4*time.Hour)},
+	}
+	for vm, ivs := range byVM {
+		if err := st.UpdateOutages(ctx, vm, func([]store.Outage) ([]store.Outage, error) { return ivs, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := st.OutagesBetween(ctx, t0, t0.Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for _, o := range got {
+		seen = append(seen, o.VM+"@"+o.Start.Sub(t0).String())
+	}
+	want := []string{"vm-a@5m0s", "vm-a@20m0s", "vm-b@0s", "vm-b@1h0m0s"}
+	if !slices.Equal(seen, want) {
+		t.Errorf("OutagesBetween gave %v, want %v", seen, want)
+	}
+	if len(got) == 4 && (!got[3].Open() || got[2].Open()) {
+		t.Errorf("open interval lost: %+v", got[2:])
 	}
 }

@@ -73,12 +73,19 @@ func outageMember(o *Outage) string {
 		url.QueryEscape(o.Host) + ":" + url.QueryEscape(o.Site) + ":" + o.VM
 }
 
-// parseOutageMember reads what outageMember wrote.
+// parseOutageMember reads what outageMember wrote. Reports parse hundreds
+// of thousands of members, so it cuts fields in place (the strings share
+// the member's memory) and unescapes only fields that need it.
 func parseOutageMember(m string) (Outage, bool) {
-	f := strings.SplitN(m, ":", 7)
-	if len(f) != 7 {
-		return Outage{}, false
+	var f [7]string
+	rest := m
+	for i := range 6 {
+		var ok bool
+		if f[i], rest, ok = strings.Cut(rest, ":"); !ok {
+			return Outage{}, false
+		}
 	}
+	f[6] = rest
 	start, err := strconv.ParseInt(f[0], 10, 64)
 	if err != nil {
 		return Outage{}, false
@@ -91,12 +98,17 @@ func parseOutageMember(m string) (Outage, bool) {
 		}
 		o.End = time.Unix(0, end).UTC()
 	}
-	var errs [4]error
-	o.Attribution, errs[0] = url.QueryUnescape(f[2])
-	o.Cause, errs[1] = url.QueryUnescape(f[3])
-	o.Host, errs[2] = url.QueryUnescape(f[4])
-	o.Site, errs[3] = url.QueryUnescape(f[5])
-	return o, errors.Join(errs[:]...) == nil
+	ok := true
+	for i, dst := range [4]*string{&o.Attribution, &o.Cause, &o.Host, &o.Site} {
+		v := f[2+i]
+		if strings.ContainsAny(v, "%+") {
+			if v, err = url.QueryUnescape(v); err != nil {
+				ok = false
+			}
+		}
+		*dst = v
+	}
+	return o, ok
 }
 
 func outageEndScore(o *Outage) float64 {
@@ -224,7 +236,8 @@ func (s *Store) OpenOutages(ctx context.Context) (map[string]time.Time, error) {
 // open or ended at or after from, and started before to, ordered by VM,
 // then start. They are summaries, read from one index in one round trip:
 // VM, host, site, start, end, attribution and cause, without State and
-// Causes (Outages gives a VM's intervals in full).
+// Causes (Outages gives a VM's intervals in full). Consecutive intervals of
+// one VM share one VM string, so that comparing them is cheap.
 func (s *Store) OutagesBetween(ctx context.Context, from, to time.Time) ([]Outage, error) {
 	members, err := s.rdb.ZRangeByScore(ctx, s.k.outageEnds(), &redis.ZRangeBy{
 		Min: strconv.FormatInt(from.UnixMilli(), 10), Max: "+inf",
@@ -232,21 +245,75 @@ func (s *Store) OutagesBetween(ctx context.Context, from, to time.Time) ([]Outag
 	if err != nil {
 		return nil, fmt.Errorf("list outages from %s: %w", from.Format(time.RFC3339), err)
 	}
-	out := make([]Outage, 0, len(members))
+	parsed := make([]Outage, 0, len(members))
+	// Grouping by VM through a map and sorting only the distinct names is
+	// several times faster than sorting 300,000 intervals by name (a 30-day
+	// report of 100,000 VMs): names like vm-000123 share long prefixes.
+	group := make(map[string]int32)
+	var names []string
+	var gid []int32
 	for _, m := range members {
 		o, ok := parseOutageMember(m)
 		if !ok || !o.Start.Before(to) || !o.Open() && o.End.Before(from) {
 			continue
 		}
-		out = append(out, o)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].VM != out[j].VM {
-			return out[i].VM < out[j].VM
+		g, ok := group[o.VM]
+		if !ok {
+			g = int32(len(names))
+			group[o.VM] = g
+			names = append(names, o.VM)
 		}
-		return out[i].Start.Before(out[j].Start)
-	})
-	return out, nil
+		o.VM = names[g] // one string per VM: comparing them is then cheap
+		gid = append(gid, g)
+		parsed = append(parsed, o)
+	}
+	byName := make([]int32, len(names))
+	for i := range byName {
+		byName[i] = int32(i)
+	}
+	slices.SortFunc(byName, func(a, b int32) int { return strings.Compare(names[a], names[b]) })
+	// Counting sort: offset[g] is where group g's intervals begin.
+	offset := make([]int32, len(names)+1)
+	for _, g := range gid {
+		offset[g+1]++
+	}
+	pos := int32(0)
+	for _, g := range byName {
+		n := offset[g+1]
+		offset[g+1] = pos // start of g, shifted by one for the fill below
+		pos += n
+	}
+	perm := make([]int32, len(parsed)) // perm[k]: index in parsed of the k-th interval
+	for i, g := range gid {
+		perm[offset[g+1]] = int32(i)
+		offset[g+1]++
+	}
+	// Within a VM (a handful of intervals), oldest first.
+	for k := 1; k < len(perm); k++ {
+		for j := k; j > 0 && gid[perm[j-1]] == gid[perm[j]] && parsed[perm[j]].Start.Before(parsed[perm[j-1]].Start); j-- {
+			perm[j], perm[j-1] = perm[j-1], perm[j]
+		}
+	}
+	// Put parsed in that order in place, following each cycle of the
+	// permutation, rather than copy 300,000 intervals to a new slice.
+	for i := range perm {
+		if perm[i] < 0 {
+			continue
+		}
+		tmp := parsed[i]
+		j := i
+		for {
+			next := int(perm[j])
+			perm[j] = -1
+			if next == i {
+				parsed[j] = tmp
+				break
+			}
+			parsed[j] = parsed[next]
+			j = next
+		}
+	}
+	return parsed, nil
 }
 
 // PruneOutages deletes intervals that ended before before, so the books
