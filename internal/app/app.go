@@ -162,7 +162,7 @@ func Serve(ctx context.Context, opts Options) error {
 		}
 	}
 	rem, err := newRemedies(cfg, remedyDeps{Store: st, Recovery: engine, Membership: sl.membership, Actuator: opts.Actuator,
-		Replica: replica, Notes: ticketNotes(tk), Clock: clk, Logger: log.With("component", "remedy")})
+		Replica: replica, Notes: ticketNotes(tk), Services: inventoryServices{inv}, Clock: clk, Logger: log.With("component", "remedy")})
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/vmtriage/vmtriage/internal/model"
 	"github.com/vmtriage/vmtriage/internal/remedy"
 	"github.com/vmtriage/vmtriage/internal/store"
+	"github.com/vmtriage/vmtriage/inventory"
 	"github.com/vmtriage/vmtriage/tickets"
 )
 
@@ -41,9 +42,28 @@ type remedyDeps struct {
 	Replica  string
 	// Notes, if set, gets a comment on the incident's ticket for each
 	// saved change of a remedy (ticketNotes(tk) when Jira is configured).
-	Notes  remedyNotes
-	Clock  clock.Clock
-	Logger *slog.Logger
+	Notes remedyNotes
+	// Services, if set, names each VM's service so migration plans spread
+	// a service's instances (inventoryServices(inv)).
+	Services remedy.Services
+	Clock    clock.Clock
+	Logger   *slog.Logger
+}
+
+// inventoryServices is the inventory in force as remedy.Services.
+type inventoryServices struct{ m *inventory.Manager }
+
+// ServiceOf returns the service vm is an instance of, "" when none.
+func (s inventoryServices) ServiceOf(vm string) string {
+	if s.m == nil {
+		return ""
+	}
+	inv := s.m.Inventory()
+	if inv == nil {
+		return ""
+	}
+	svc, _ := inv.ServiceOf(vm)
+	return svc
 }
 
 // remedyNotes is where a remedy's changes are told, as text, to whoever
@@ -128,7 +148,7 @@ func newRemedies(cfg config.Config, d remedyDeps) (*remedies, error) {
 		rst = notingStore{Store: d.Store, notes: d.Notes, log: d.Logger}
 	}
 	mgr, err := remedy.NewManager(remedy.Options{
-		Store: rst, Approvers: cfg.Approvers, Membership: membership, Recovery: d.Recovery,
+		Store: rst, Approvers: cfg.Approvers, Membership: membership, Recovery: d.Recovery, Services: d.Services,
 		ApprovalTimeout: cfg.RemedyApprovalTimeout, TwoApprovers: cfg.RemedyTwoApprovers,
 		Consumer: d.Replica, Clock: d.Clock, Logger: d.Logger,
 	})
