@@ -116,9 +116,11 @@ func (s *Store) AuditQuery(ctx context.Context, f AuditFilter) ([]AuditEntry, er
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
+	// Unfiltered, the first page is the answer; filtered, larger pages
+	// save round trips.
 	page := int64(f.Limit)
-	if page < 200 {
-		page = 200
+	if f.Kind != "" || f.Incident != "" || f.VM != "" || f.Host != "" {
+		page = max(page, 1000)
 	}
 	out := []AuditEntry{}
 	end, scanned := "+", 0

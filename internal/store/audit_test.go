@@ -142,7 +142,7 @@ func TestAuditQueryPages(t *testing.T) {
 	if err := st.AppendAudit(ctx, store.AuditEntry{User: "old", Incident: "inc-7", Command: "x", Reason: "y"}); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 450 {
+	for i := range 1010 { // more than one page (1000) of other entries
 		if err := st.AppendAudit(ctx, store.AuditEntry{User: "U" + strconv.Itoa(i), Incident: "inc-1", Command: "x", Reason: "y"}); err != nil {
 			t.Fatal(err)
 		}
@@ -150,5 +150,44 @@ func TestAuditQueryPages(t *testing.T) {
 	es, err := st.AuditQuery(ctx, store.AuditFilter{Incident: "inc-7"})
 	if err != nil || len(es) != 1 || es[0].User != "old" {
 		t.Fatalf("AuditQuery(inc-7) = %+v, %v; want the one old entry", es, err)
+	}
+}
+
+// BenchmarkSaveRemedyWithAudit measures one remedy change with one audit
+// entry: the hash, the indexes, the trail and the audit stream in one
+// script.
+func BenchmarkSaveRemedyWithAudit(b *testing.B) {
+	ctx := context.Background()
+	st := storetest.New(b, store.Options{Clock: clock.NewFake(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC))})
+	r := model.Remedy{ID: "rem-1", Incident: "inc-1", Action: model.ActionMigrateHost, Subject: "h1", Host: "h1",
+		State: model.RemedyRunning, Steps: []model.RemedyStep{{Do: model.StepMigrateVM, VM: "vm-a", Target: "h2"}}}
+	b.ResetTimer()
+	for b.Loop() {
+		if err := st.SaveRemedy(ctx, &r, model.AuditEntry{Who: "replica-a", What: "migrate vm-a from h1 to h2", Result: "done"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAuditQueryFiltered measures a filtered read that must page
+// through 10 000 entries of other incidents to find the newest 20 of one.
+func BenchmarkAuditQueryFiltered(b *testing.B) {
+	ctx := context.Background()
+	st := storetest.New(b, store.Options{Clock: clock.NewFake(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC))})
+	for i := range 10_020 {
+		inc := "inc-busy"
+		if i < 20 {
+			inc = "inc-old"
+		}
+		if err := st.AppendAudit(ctx, store.AuditEntry{User: "U1", Command: "approve " + inc, Reason: "no", Incident: inc}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		es, err := st.AuditQuery(ctx, store.AuditFilter{Incident: "inc-old", Limit: 20})
+		if err != nil || len(es) != 20 {
+			b.Fatalf("got %d entries, %v", len(es), err)
+		}
 	}
 }
