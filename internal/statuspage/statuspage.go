@@ -9,6 +9,7 @@ package statuspage
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"embed"
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -48,6 +50,9 @@ type Fleet interface {
 	Sites(ctx context.Context) ([]string, error)
 	Incidents(ctx context.Context, f model.IncidentFilter) ([]model.Incident, error)
 	Outages(ctx context.Context, vm string) ([]store.Outage, error)
+	// HostStates gives the derived state of many hosts at once, for the
+	// fleet view's degraded and failed hosts.
+	HostStates(ctx context.Context, ids []string) (map[string]model.HostStatus, error)
 }
 
 var _ Fleet = (*store.Store)(nil)
@@ -199,7 +204,29 @@ type fleetData struct {
 	Prev, Next            string
 	Open                  int
 	OpenBySeverity        []StateCount
+	// Hosts counts the hosts of the VMs listed by derived state, and
+	// BadHosts lists those failed or degraded (failed first, at most
+	// MaxBadHosts), so a failing host shows at a glance.
+	Hosts       int
+	HostStates  []StateCount
+	BadHosts    []HostRow
+	MoreBadHost int
 }
+
+// HostRow is a failed or degraded host in the fleet view.
+type HostRow struct {
+	ID        string
+	State     model.HostState
+	Since     time.Time
+	VMs, Down int
+	// Link filters the fleet view by the host.
+	Link string
+}
+
+// MaxBadHosts is how many failed or degraded hosts the fleet view lists.
+const MaxBadHosts = 20
+
+var allHostStates = []model.HostState{model.HostFailed, model.HostDegraded, model.HostHealthy, model.HostUnknown}
 
 var allStates = []model.State{model.StateRunning, model.StateCrashed, model.StateShutoff, model.StatePaused,
 	model.StateUnavailable, model.StateUnknown}
@@ -284,7 +311,61 @@ func (p *Page) fleet(w http.ResponseWriter, r *http.Request) {
 			d.OpenBySeverity = append(d.OpenBySeverity, StateCount{State: model.State(s), Count: bySev[s]})
 		}
 	}
+	if err := p.hostSummary(r, &d, vms, site); err != nil {
+		p.fail(w, "the hosts", err)
+		return
+	}
 	p.render(w, "fleet.html", d)
+}
+
+// hostSummary fills the host counts and the failed and degraded hosts of
+// the VMs listed.
+func (p *Page) hostSummary(r *http.Request, d *fleetData, vms []model.VMStatus, site string) error {
+	vmsOn, downOn := map[string]int{}, map[string]int{}
+	for _, vm := range vms {
+		if vm.Host == "" {
+			continue
+		}
+		vmsOn[vm.Host]++
+		if vm.State.Down() {
+			downOn[vm.Host]++
+		}
+	}
+	ids := slices.Sorted(maps.Keys(vmsOn))
+	states, err := p.opts.Fleet.HostStates(r.Context(), ids)
+	if err != nil {
+		return err
+	}
+	d.Hosts = len(ids)
+	counts := map[model.HostState]int{}
+	var bad []HostRow
+	for _, id := range ids {
+		h, ok := states[id]
+		st := h.State
+		if !ok || st == "" {
+			st = model.HostUnknown
+		}
+		counts[st]++
+		if st == model.HostFailed || st == model.HostDegraded {
+			bad = append(bad, HostRow{ID: id, State: st, Since: h.Since, VMs: vmsOn[id], Down: downOn[id],
+				Link: fleetLink(site, id, "", 1)})
+		}
+	}
+	for _, st := range allHostStates {
+		if counts[st] > 0 {
+			d.HostStates = append(d.HostStates, StateCount{State: model.State(st), Count: counts[st]})
+		}
+	}
+	// Failed before degraded, then the longest in that state.
+	slices.SortStableFunc(bad, func(a, b HostRow) int {
+		return cmp.Or(cmp.Compare(slices.Index(allHostStates, a.State), slices.Index(allHostStates, b.State)), a.Since.Compare(b.Since))
+	})
+	if len(bad) > MaxBadHosts {
+		d.MoreBadHost = len(bad) - MaxBadHosts
+		bad = bad[:MaxBadHosts]
+	}
+	d.BadHosts = bad
+	return nil
 }
 
 func fleetLink(site, host, state string, page int) string {
@@ -536,6 +617,6 @@ const css = `body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#111827;back
 header{background:#111827;color:#fff;padding:8px 16px}header a{color:#fff;margin-right:16px}
 main{padding:16px}table{border-collapse:collapse;background:#fff;margin:8px 0}
 td,th{border:1px solid #e5e7eb;padding:4px 8px;text-align:left}th{background:#f3f4f6}
-.down{color:#b91c1c;font-weight:600}.ok{color:#047857}.cards{display:flex;gap:8px;flex-wrap:wrap}
+.down{color:#b91c1c;font-weight:600}.ok{color:#047857}.warn{color:#b45309;font-weight:600}.cards{display:flex;gap:8px;flex-wrap:wrap}
 .card{background:#fff;border:1px solid #e5e7eb;padding:8px 12px;min-width:90px}.card b{display:block;font-size:20px}
 .sw{display:inline-block;width:10px;height:10px;margin-right:4px}form{margin:8px 0}`

@@ -59,6 +59,23 @@ func (f *fakeFleet) Host(_ context.Context, id string, _ int) (model.HostStatus,
 		{Start: t0, State: model.HostFailed, Reasons: []string{"ecc_uncorrected=3 " + hostile}}}}, nil
 }
 
+// HostStates gives host-01 degraded, the hostile host failed, and every
+// other host healthy.
+func (f *fakeFleet) HostStates(_ context.Context, ids []string) (map[string]model.HostStatus, error) {
+	out := map[string]model.HostStatus{}
+	for _, id := range ids {
+		st := model.HostHealthy
+		switch id {
+		case "host-01":
+			st = model.HostDegraded
+		case "host-" + hostile:
+			st = model.HostFailed
+		}
+		out[id] = model.HostStatus{ID: id, State: st, Since: t0.Add(-10 * time.Minute)}
+	}
+	return out, nil
+}
+
 func (f *fakeFleet) Sites(context.Context) ([]string, error) { return []string{"pod-a", hostile}, nil }
 
 func (f *fakeFleet) Incidents(_ context.Context, flt model.IncidentFilter) ([]model.Incident, error) {
