@@ -106,7 +106,7 @@ func (n notingStore) SaveRemedy(ctx context.Context, r *model.Remedy, audit ...m
 }
 
 // remedyNote is the ticket comment for one saved change of r: its audit
-// entries, one a line, with the plan when it was just requested and the
+// entries, one after the other, with the plan when it was just requested and the
 // summary when it finished. Refused attempts are left to the audit
 // stream; a change without entries (a lease renewal) says nothing.
 func remedyNote(r model.Remedy, audit []model.AuditEntry) string {
@@ -127,7 +127,9 @@ func remedyNote(r model.Remedy, audit []model.AuditEntry) string {
 	if len(lines) > 0 && r.State.Final() && r.Result != "" {
 		lines = append(lines, "Summary: "+r.Result)
 	}
-	return strings.Join(lines, "\n")
+	// tickets.Note flattens line breaks (Jira wiki markup), so the lines
+	// are joined as sentences.
+	return strings.Join(lines, "; ")
 }
 
 // newRemedies builds the remedy path from the configuration.
