@@ -99,7 +99,11 @@ type Options struct {
 	// Source names the observations' source; default "libvirt".
 	Source string
 	Sink   Sink
-	Clock  clock.Clock
+	// Inventory, if set, gets each listed domain's service from its
+	// metadata (see MetadataURI) in the "libvirt-metadata" layer; nil
+	// leaves metadata unread.
+	Inventory InventorySink
+	Clock     clock.Clock
 	// Wait sleeps between listings and reconnection attempts; default a
 	// timer. It returns ctx's error when ctx ends first. Tests make it
 	// advance a fake clock.
@@ -122,6 +126,7 @@ type target struct {
 	uri, host, site string
 	url             *url.URL
 	remote          golibvirt.ConnectURI
+	metadata        bool // read domains' vmtriage metadata
 
 	mu      sync.Mutex
 	conn    conn  // nil while not connected
@@ -168,7 +173,7 @@ func New(opts Options) (*Collector, error) {
 			}
 		}
 		seen[host] = true
-		targets = append(targets, &target{uri: t.URI, host: host, site: site, url: u, remote: remote})
+		targets = append(targets, &target{uri: t.URI, host: host, site: site, url: u, remote: remote, metadata: opts.Inventory != nil})
 	}
 	if opts.Source == "" {
 		opts.Source = DefaultSource
@@ -490,6 +495,9 @@ func (c *Collector) listTarget(t *target) ([]model.Observation, error) {
 			continue
 		}
 		obs = append(obs, o)
+	}
+	if c.opts.Inventory != nil {
+		c.sendInventory(t, doms)
 	}
 	return obs, nil
 }

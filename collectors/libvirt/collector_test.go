@@ -127,8 +127,8 @@ func fakeCollector(t *testing.T, opts Options, s *script) (*Collector, *recordSi
 }
 
 func TestBackoffDoublesUpToMaxAndResetsAfterAListing(t *testing.T) {
-	first := newFakeConn(domain{"vm-1", int32(golibvirt.DomainRunning), 1})
-	second := newFakeConn(domain{"vm-1", int32(golibvirt.DomainRunning), 1})
+	first := newFakeConn(domain{name: "vm-1", state: int32(golibvirt.DomainRunning), reason: 1})
+	second := newFakeConn(domain{name: "vm-1", state: int32(golibvirt.DomainRunning), reason: 1})
 	s := &script{outcomes: []*fakeConn{nil, nil, nil, nil, first, nil, nil, second}}
 	_, sink, w := fakeCollector(t, Options{MinBackoff: time.Second, MaxBackoff: 5 * time.Second}, s)
 
@@ -189,8 +189,8 @@ func TestPollBeforeTheFirstAttemptSaysNothing(t *testing.T) {
 }
 
 func TestListingFailureReconnects(t *testing.T) {
-	broken := newFakeConn(domain{"vm-1", int32(golibvirt.DomainRunning), 1})
-	healthy := newFakeConn(domain{"vm-1", int32(golibvirt.DomainPaused), 1})
+	broken := newFakeConn(domain{name: "vm-1", state: int32(golibvirt.DomainRunning), reason: 1})
+	healthy := newFakeConn(domain{name: "vm-1", state: int32(golibvirt.DomainPaused), reason: 1})
 	s := &script{outcomes: []*fakeConn{broken, healthy}}
 	reg := prometheus.NewRegistry()
 	c, sink, _ := fakeCollector(t, Options{Registerer: reg}, s)
@@ -215,7 +215,7 @@ func TestListingFailureReconnects(t *testing.T) {
 }
 
 func TestEventsAndBadNames(t *testing.T) {
-	cn := newFakeConn(domain{"vm-1", int32(golibvirt.DomainRunning), 1}, domain{"bad name", int32(golibvirt.DomainRunning), 1})
+	cn := newFakeConn(domain{name: "vm-1", state: int32(golibvirt.DomainRunning), reason: 1}, domain{name: "bad name", state: int32(golibvirt.DomainRunning), reason: 1})
 	reg := prometheus.NewRegistry()
 	c, sink, _ := fakeCollector(t, Options{Registerer: reg}, &script{outcomes: []*fakeConn{cn}})
 	sink.waitFor(t, "the first listing", func(obs []model.Observation) bool { return len(obs) == 2 })

@@ -34,6 +34,11 @@ type conn interface {
 type domain struct {
 	name          string
 	state, reason int32
+	// service is the domain's <vmtriage:service> metadata ("" when it has
+	// none), read only when the target asks for metadata; metaErr says why
+	// it could not be read.
+	service string
+	metaErr error
 }
 
 // dialFunc opens a connection to a target's libvirtd; every step of it is
@@ -124,7 +129,7 @@ func dialerFor(u *url.URL, timeout time.Duration) socket.Dialer {
 // dialLibvirt connects to a target's libvirtd with go-libvirt.
 func dialLibvirt(t *target, timeout time.Duration) (conn, error) {
 	d := &trackingDialer{inner: dialerFor(t.url, timeout), timeout: timeout}
-	c := &lvConn{l: golibvirt.NewWithDialer(d), d: d, timeout: timeout}
+	c := &lvConn{l: golibvirt.NewWithDialer(d), d: d, timeout: timeout, metadata: t.metadata}
 	if err := c.guard("connect", func() error { return c.l.ConnectToURI(t.remote) }); err != nil {
 		d.close()
 		return nil, err
@@ -196,6 +201,8 @@ type lvConn struct {
 	l       *golibvirt.Libvirt
 	d       *trackingDialer
 	timeout time.Duration
+	// metadata makes Domains read each domain's vmtriage metadata.
+	metadata bool
 }
 
 // guard runs call and closes the connection when it has not returned
@@ -232,9 +239,37 @@ func (c *lvConn) Domains() ([]domain, error) {
 				d.reason = intParam(p.Value)
 			}
 		}
+		if c.metadata {
+			if err := c.readMetadata(recs[i].Dom, &d); err != nil {
+				return nil, err
+			}
+		}
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// readMetadata fills d.service from the domain's element in the
+// MetadataURI namespace. Only a call without an answer in time is an
+// error (the connection is then closed); a domain without the element has
+// no service, and any other failure is kept in d.metaErr.
+func (c *lvConn) readMetadata(dom golibvirt.Domain, d *domain) error {
+	var raw string
+	err := c.guard("get domain metadata", func() (err error) {
+		raw, err = c.l.DomainGetMetadata(dom, int32(golibvirt.DomainMetadataElement), golibvirt.OptString{MetadataURI}, 0)
+		return err
+	})
+	var lerr golibvirt.Error
+	switch {
+	case err == nil:
+		d.service, d.metaErr = parseServiceMetadata(raw)
+	case errors.Is(err, errTimeout):
+		return err
+	case errors.As(err, &lerr) && lerr.Code == uint32(golibvirt.ErrNoDomainMetadata):
+	default:
+		d.metaErr = err
+	}
+	return nil
 }
 
 // intParam reads an integer typed parameter; -1 when it is not one.

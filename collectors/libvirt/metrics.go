@@ -24,7 +24,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"result"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vmtriage_libvirt_errors_total",
-			Help: "libvirt collector errors, by kind (connect, events, list, record, sink).",
+			Help: "libvirt collector errors, by kind (connect, events, list, record, sink, metadata, inventory).",
 		}, []string{"kind"}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vmtriage_libvirt_observations_total",
