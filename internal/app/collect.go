@@ -89,6 +89,9 @@ func newCollectors(cfg config.Config, st *store.Store, clk clock.Clock, log *slo
 		lc, err := libvirt.New(libvirt.Options{
 			Targets: targets, Site: cfg.LibvirtSite, Interval: cfg.LibvirtInterval, RPCTimeout: cfg.LibvirtRPCTimeout,
 			Sink: st, Clock: clk, Logger: log.With("component", "libvirt"), Registerer: reg,
+			// Domains' <vmtriage:service> metadata feeds the inventory's
+			// libvirt-metadata layer (the lowest in precedence).
+			Inventory: st,
 		})
 		if err != nil {
 			return p, fmt.Errorf("VMTRIAGE_LIBVIRT_URIS: %w", err)
