@@ -143,3 +143,25 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+// NewTokenSource returns a client-credentials token source for other users
+// of the same service principal (the Azure remedy actuator): tokens come
+// from loginEndpoint/tenantID/oauth2/v2.0/token for scope (e.g.
+// "https://management.azure.com/.default"), are cached and fetched again
+// DefaultRefreshBefore their expiry. Its errors never contain the secret.
+// A nil client or clock means a 30s-timeout client and the real clock.
+func NewTokenSource(loginEndpoint, tenantID, clientID string, secret config.Secret, scope string,
+	client *http.Client, clk clock.Clock) func(ctx context.Context) (string, error) {
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	t := &tokenSource{
+		tokenURL: strings.TrimRight(loginEndpoint, "/") + "/" + url.PathEscape(tenantID) + "/oauth2/v2.0/token",
+		clientID: clientID, secret: secret, scope: scope,
+		refreshBefore: DefaultRefreshBefore, client: client, clock: clk,
+	}
+	return t.Token
+}
