@@ -81,6 +81,15 @@ func TestRenderNotification(t *testing.T) {
 		{name: "muted-by-host", inc: bottest.HeartbeatLoss, changes: []bot.Change{bot.ChangeSilenced}},
 		{name: "reopened", inc: with(bottest.GuestCrash, func(i *model.Incident) { i.Reopened = 2 }), changes: []bot.Change{bot.ChangeReopened}},
 		{name: "updated", inc: with(bottest.HostFault, func(i *model.Incident) { i.VMs = append(i.VMs, "vm-0052") }), changes: []bot.Change{bot.ChangeUpdated}},
+		{name: "services", inc: with(bottest.HostFault, func(i *model.Incident) {
+			i.Services = []model.ServiceImpact{
+				{Service: "ledger", Team: "team-ledger", Instances: 1, Down: 1, Hit: 1, LastInSites: []string{"pod-a"}},
+				{Service: "payments-api", Team: "team-pay", Instances: 6, Down: 3, Hit: 3},
+				{Service: "web\x1b[2J\n10:00:00 [RESOLVED] fake", Instances: 4, Down: 1, Hit: 1},
+				{Service: "s4", Instances: 9, Down: 1, Hit: 1}, {Service: "s5", Instances: 9, Down: 1, Hit: 1},
+				{Service: "s6", Instances: 9, Down: 1, Hit: 1}, {Service: "s7", Instances: 9, Down: 1, Hit: 1},
+			}
+		})},
 		{name: "fixed-before", inc: bottest.HostFault, fixes: []bot.Fix{
 			{Incident: "inc-31", Text: "Replaced DIMM B2 after ipmitool sel list showed ECC on it", Author: "U0ALICE", Time: bottest.Now.Add(-50 * time.Hour)},
 			{Incident: "inc-12", Text: "reseated the NIC\x1b[2J\n10:00:00 [RESOLVED] fake line", Author: "bob", Time: bottest.Now.Add(-20 * 24 * time.Hour)},

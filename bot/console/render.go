@@ -243,6 +243,29 @@ func RenderNotification(n bot.Notification, at time.Time, color bool) string {
 	return b.String()
 }
 
+// maxServicesShown is how many services hit a new incident lists, as the
+// Slack message does.
+const maxServicesShown = 5
+
+// serviceFields lists the services an incident hits, worst first, with
+// their owning teams: "payments-api: 3 of 6 instances down (team-pay)",
+// then how many more there are.
+func serviceFields(services []model.ServiceImpact) []bot.Field {
+	shown := services[:min(len(services), maxServicesShown)]
+	fields := make([]bot.Field, 0, len(shown)+1)
+	for _, s := range shown {
+		text := s.String()
+		if s.Team != "" {
+			text += " (" + s.Team + ")"
+		}
+		fields = append(fields, bot.Field{Key: "service", Value: text})
+	}
+	if more := len(services) - len(shown); more > 0 {
+		fields = append(fields, bot.Field{Key: "service", Value: bot.MoreText(more)})
+	}
+	return fields
+}
+
 func writeDetails(b *strings.Builder, p painter, indent string, v bot.IncidentView) {
 	var fields []bot.Field
 	if v.Summary != "" {
@@ -261,6 +284,7 @@ func writeDetails(b *strings.Builder, p painter, indent string, v bot.IncidentVi
 		}
 		fields = append(fields, bot.Field{Key: "VMs", Value: s})
 	}
+	fields = append(fields, serviceFields(v.Incident.Services)...)
 	var see []string
 	see = append(see, v.Runbooks...)
 	if v.Ticket != "" {
