@@ -125,10 +125,15 @@ type Config struct {
 	PrometheusScrapeFormat  string        `env:"PROMETHEUS_SCRAPE_FORMAT, default=node_exporter" help:"What the scrape targets are: node_exporter or telegraf."`
 
 	// Remedies: what acts on the fleet, and how approvals work.
-	RemedyActuator        string        `env:"REMEDY_ACTUATOR, default=dryrun" help:"What carries out approved remedies: dryrun (only logs and records what it would do) or libvirt (the hosts of VMTRIAGE_LIBVIRT_URIS)."`
+	RemedyActuator        string        `env:"REMEDY_ACTUATOR, default=dryrun" help:"What carries out approved remedies: dryrun (only logs and records what it would do), libvirt (the hosts of VMTRIAGE_LIBVIRT_URIS), nova (VMTRIAGE_NOVA_URL with VMTRIAGE_NOVA_TOKEN) or azure (restart/redeploy with the VMTRIAGE_AZURE_* service principal)."`
 	RemedyApprovalTimeout time.Duration `env:"REMEDY_APPROVAL_TIMEOUT, default=30m" help:"How long a remedy waits for approval; then it expires and nothing is done."`
 	RemedyTwoApprovers    bool          `env:"REMEDY_TWO_APPROVERS" help:"true: migrate-host needs two distinct approvers."`
 	RemedyConcurrency     int           `env:"REMEDY_CONCURRENCY, default=3" help:"How many VMs of one host migrate at once."`
+
+	// Remedy actuators for OpenStack Nova and Azure (Azure reuses the
+	// VMTRIAGE_AZURE_* service principal and subscriptions).
+	NovaURL   string `env:"NOVA_URL" help:"Nova compute endpoint, project included (https://nova.example:8774/v2.1), for VMTRIAGE_REMEDY_ACTUATOR=nova."`
+	NovaToken Secret `env:"NOVA_TOKEN" help:"Keystone token sent to Nova as X-Auth-Token (an admin token: live migration and disabling services are admin actions)."`
 
 	// Outage books and the status page.
 	SLATarget       float64       `env:"SLA_TARGET, default=99.95" help:"Availability target in percent that reports compare every VM with; VMs under it by the platform's downtime alone are listed as platform SLA breaches."`
@@ -464,8 +469,19 @@ func (c *Config) validateRemedies(bad func(name, format string, args ...any)) {
 		if c.LibvirtURIs == "" {
 			bad("REMEDY_ACTUATOR", "libvirt needs VMTRIAGE_LIBVIRT_URIS (host=uri,...)")
 		}
+	case "nova":
+		if u, err := url.Parse(c.NovaURL); c.NovaURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("NOVA_URL", "nova actuator needs the compute endpoint as an http(s) URL, got %q", c.NovaURL)
+		}
+		if !c.NovaToken.Set() {
+			bad("NOVA_TOKEN", "required when VMTRIAGE_REMEDY_ACTUATOR=nova")
+		}
+	case "azure":
+		if len(c.AzureSubscriptions) == 0 {
+			bad("AZURE_SUBSCRIPTIONS", "required when VMTRIAGE_REMEDY_ACTUATOR=azure")
+		}
 	default:
-		bad("REMEDY_ACTUATOR", "%q is not dryrun or libvirt", c.RemedyActuator)
+		bad("REMEDY_ACTUATOR", "%q is not dryrun, libvirt, nova or azure", c.RemedyActuator)
 	}
 	if c.RemedyApprovalTimeout < time.Minute {
 		bad("REMEDY_APPROVAL_TIMEOUT", "%s is shorter than 1m", c.RemedyApprovalTimeout)

@@ -140,6 +140,14 @@ func TestLoadInvalid(t *testing.T) {
 			want: `VMTRIAGE_REDIS_URL: scheme "redisx" is not redis, rediss, redis+cluster or redis+sentinel`},
 		{name: "redis url unparsable, password not echoed", env: map[string]string{"VMTRIAGE_REDIS_URL": "redis://:hunter2@h:6379/%zz"},
 			want: `VMTRIAGE_REDIS_URL: not a URL`},
+		{name: "remedy actuator unknown", env: map[string]string{"VMTRIAGE_REMEDY_ACTUATOR": "vmware"},
+			want: `VMTRIAGE_REMEDY_ACTUATOR: "vmware" is not dryrun, libvirt, nova or azure`},
+		{name: "nova actuator without its variables", env: map[string]string{"VMTRIAGE_REMEDY_ACTUATOR": "nova"},
+			want: `VMTRIAGE_NOVA_URL: nova actuator needs the compute endpoint as an http(s) URL, got ""; VMTRIAGE_NOVA_TOKEN: required when VMTRIAGE_REMEDY_ACTUATOR=nova`},
+		{name: "nova url not http", env: map[string]string{"VMTRIAGE_REMEDY_ACTUATOR": "nova", "VMTRIAGE_NOVA_URL": "nova:8774", "VMTRIAGE_NOVA_TOKEN": "LEAK-nova-0123456789"},
+			want: `VMTRIAGE_NOVA_URL: nova actuator needs the compute endpoint as an http(s) URL, got "nova:8774"`},
+		{name: "azure actuator without subscriptions", env: map[string]string{"VMTRIAGE_REMEDY_ACTUATOR": "azure"},
+			want: `VMTRIAGE_AZURE_SUBSCRIPTIONS: required when VMTRIAGE_REMEDY_ACTUATOR=azure`},
 		{name: "http addr without port", env: map[string]string{"VMTRIAGE_HTTP_ADDR": "localhost"},
 			want: `VMTRIAGE_HTTP_ADDR: "localhost" is not host:port`},
 		{name: "http addr set empty", env: map[string]string{"VMTRIAGE_HTTP_ADDR": ""},
@@ -219,6 +227,7 @@ var secrets = map[string]string{
 	"VMTRIAGE_HEARTBEAT_TOKENS":     "site-a:LEAK-heartbeat-0123456789",
 	"VMTRIAGE_SITES_TOKEN":          "LEAK-sites-0123456789",
 	"VMTRIAGE_INVENTORY_TOKEN":      "LEAK-inventory-0123456789",
+	"VMTRIAGE_NOVA_TOKEN":           "LEAK-nova-0123456789",
 }
 
 // assertNoSecret fails if out holds any secret value.
