@@ -29,6 +29,7 @@ type auditRecorder interface {
 	AppendAudit(ctx context.Context, e store.AuditEntry) error
 	Incident(ctx context.Context, id string) (model.Incident, error)
 	VM(ctx context.Context, id string) (model.VMStatus, error)
+	Host(ctx context.Context, id string, periods int) (model.HostStatus, error)
 }
 
 // auditor records every command the router refuses, in Redis (shared by
@@ -51,9 +52,8 @@ func (a auditor) Refused(ctx context.Context, r bot.Refusal) {
 }
 
 // subjects fills in what the refused command's first argument names: an
-// incident (with its VMs and host) or a VM (with its host). Anything else
-// (a host, a free text) is recorded as the command only, found by
-// /triage audit through the incident or VM it names, or not at all.
+// incident (with its VMs and host), a VM (with its host) or a host.
+// Anything else (a free text) is recorded as the command only.
 func (a auditor) subjects(ctx context.Context, e *store.AuditEntry) {
 	words := strings.Fields(strings.TrimPrefix(strings.TrimSpace(e.Command), "/triage"))
 	if len(words) < 2 {
@@ -66,6 +66,10 @@ func (a auditor) subjects(ctx context.Context, e *store.AuditEntry) {
 	}
 	if vm, err := a.st.VM(ctx, arg); err == nil && vm.ID != "" {
 		e.VMs, e.Host = []string{vm.ID}, vm.Host
+		return
+	}
+	if _, err := a.st.Host(ctx, arg, 0); err == nil {
+		e.Host = arg
 	}
 }
 

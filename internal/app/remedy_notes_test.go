@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmtriage/vmtriage/bot"
 	"github.com/vmtriage/vmtriage/internal/clock"
 	"github.com/vmtriage/vmtriage/internal/model"
 	"github.com/vmtriage/vmtriage/internal/store"
@@ -67,5 +68,73 @@ func TestNotingStoreNotesEachSavedChangeOnce(t *testing.T) {
 	}
 	if strings.Join(notes.got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("notes:\n%s\nwant:\n%s", strings.Join(notes.got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// fakeRecorder is an auditRecorder over fixed incidents, VMs and hosts.
+type fakeRecorder struct {
+	incidents map[string]model.Incident
+	vms       map[string]model.VMStatus
+	hosts     map[string]bool
+	got       []store.AuditEntry
+}
+
+func (f *fakeRecorder) AppendAudit(_ context.Context, e store.AuditEntry) error {
+	f.got = append(f.got, e)
+	return nil
+}
+
+func (f *fakeRecorder) Incident(_ context.Context, id string) (model.Incident, error) {
+	if inc, ok := f.incidents[id]; ok {
+		return inc, nil
+	}
+	return model.Incident{}, store.ErrNotFound
+}
+
+func (f *fakeRecorder) VM(_ context.Context, id string) (model.VMStatus, error) {
+	if vm, ok := f.vms[id]; ok {
+		return vm, nil
+	}
+	return model.VMStatus{}, store.ErrNotFound
+}
+
+func (f *fakeRecorder) Host(_ context.Context, id string, _ int) (model.HostStatus, error) {
+	if f.hosts[id] {
+		return model.HostStatus{}, nil
+	}
+	return model.HostStatus{}, store.ErrNotFound
+}
+
+// TestRefusalSubjects checks which incident, VMs and host a refused
+// command is filed under.
+func TestRefusalSubjects(t *testing.T) {
+	rec := &fakeRecorder{
+		incidents: map[string]model.Incident{"inc-1": {ID: "inc-1", Host: "h1", VMs: []string{"vm-a", "vm-b"}}},
+		vms:       map[string]model.VMStatus{"vm-c": {ID: "vm-c", Host: "h2"}},
+		hosts:     map[string]bool{"h3": true},
+	}
+	a := auditor{st: rec, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	tests := []struct {
+		command, incident, vms, host string
+	}{
+		{"approve inc-1", "inc-1", "vm-a,vm-b", "h1"},
+		{"/triage deny inc-1 no reason", "inc-1", "vm-a,vm-b", "h1"},
+		{"silence vm-c 1h", "", "vm-c", "h2"},
+		{"silence h3 1h maintenance", "", "", "h3"},
+		{"silence nothing-known 1h", "", "", ""},
+		{"help", "", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.command, func(t *testing.T) {
+			rec.got = nil
+			a.Refused(context.Background(), bot.Refusal{User: "U1", Command: tt.command, Reason: "not allowed"})
+			if len(rec.got) != 1 {
+				t.Fatalf("recorded %d entries, want 1", len(rec.got))
+			}
+			e := rec.got[0]
+			if e.Kind != store.AuditRefused || e.Incident != tt.incident || strings.Join(e.VMs, ",") != tt.vms || e.Host != tt.host {
+				t.Errorf("entry = %+v; want incident %q vms %q host %q", e, tt.incident, tt.vms, tt.host)
+			}
+		})
 	}
 }
