@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vmtriage/vmtriage/bot"
+	"github.com/vmtriage/vmtriage/collectors/azurehealth"
 	"github.com/vmtriage/vmtriage/collectors/libvirt"
 	"github.com/vmtriage/vmtriage/collectors/simulate"
 	"github.com/vmtriage/vmtriage/internal/clock"
@@ -195,8 +196,31 @@ func newActuator(cfg config.Config, log *slog.Logger) (remedy.Actuator, error) {
 			return nil, fmt.Errorf("VMTRIAGE_REMEDY_ACTUATOR=libvirt needs VMTRIAGE_LIBVIRT_URIS: %w", err)
 		}
 		return a, nil
+	case "nova":
+		tok := cfg.NovaToken
+		if !tok.Set() {
+			return nil, errors.New("VMTRIAGE_REMEDY_ACTUATOR=nova needs VMTRIAGE_NOVA_TOKEN")
+		}
+		a, err := remedy.NewNova(remedy.NovaOptions{URL: cfg.NovaURL,
+			Token: func(context.Context) (string, error) { return tok.Reveal(), nil }})
+		if err != nil {
+			return nil, fmt.Errorf("VMTRIAGE_NOVA_URL: %w", err)
+		}
+		return a, nil
+	case "azure":
+		if cfg.AzureTenantID == "" || cfg.AzureClientID == "" || !cfg.AzureClientSecret.Set() {
+			return nil, errors.New("VMTRIAGE_REMEDY_ACTUATOR=azure needs VMTRIAGE_AZURE_TENANT_ID, VMTRIAGE_AZURE_CLIENT_ID and VMTRIAGE_AZURE_CLIENT_SECRET")
+		}
+		ep := strings.TrimRight(cfg.AzureEndpoint, "/")
+		a, err := remedy.NewAzure(remedy.AzureOptions{Subscriptions: cfg.AzureSubscriptions, Endpoint: ep,
+			Token: azurehealth.NewTokenSource(cfg.AzureLoginEndpoint, cfg.AzureTenantID, cfg.AzureClientID,
+				cfg.AzureClientSecret, ep+"/.default", nil, nil)})
+		if err != nil {
+			return nil, fmt.Errorf("VMTRIAGE_AZURE_SUBSCRIPTIONS: %w", err)
+		}
+		return a, nil
 	}
-	return nil, fmt.Errorf("VMTRIAGE_REMEDY_ACTUATOR: %q is not dryrun or libvirt", cfg.RemedyActuator)
+	return nil, fmt.Errorf("VMTRIAGE_REMEDY_ACTUATOR: %q is not dryrun, libvirt, nova or azure", cfg.RemedyActuator)
 }
 
 // runners are the remedy path's long-running parts.
