@@ -22,8 +22,10 @@ const (
 	// DefaultAzurePollInterval is the wait between polls of a long-running
 	// operation when Azure gives no Retry-After.
 	DefaultAzurePollInterval = 10 * time.Second
-	// DefaultAzureMaxWait bounds how long one operation is polled.
-	DefaultAzureMaxWait = 30 * time.Minute
+	// DefaultAzureMaxWait bounds how long one operation is polled; it stays
+	// under the executor's DefaultStepTimeout so that the actuator, not the
+	// step's deadline, reports a slow operation.
+	DefaultAzureMaxWait = 9 * time.Minute
 	// DefaultAzureMaxAttempts bounds the tries of one request answered 429.
 	DefaultAzureMaxAttempts = 4
 )
@@ -396,6 +398,12 @@ func (a *Azure) RestartService(_ context.Context, host, service string) error {
 // choosing; to is not used.
 func (a *Azure) MigrateVM(ctx context.Context, t Target, _ string) error {
 	return a.action(ctx, t.VM, "redeploy")
+}
+
+// MigrateNote is the detail of a done migration: the VM went where Azure
+// chose, not necessarily to the planned host.
+func (a *Azure) MigrateNote() string {
+	return "redeployed: Azure chose the new host; the planned target was not used"
 }
 
 // HostMaintenance is not an Azure action: Azure hosts are Azure's.

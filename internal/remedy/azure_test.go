@@ -16,6 +16,7 @@ import (
 	"github.com/vmtriage/vmtriage/collectors/azurehealth"
 	"github.com/vmtriage/vmtriage/internal/clock"
 	"github.com/vmtriage/vmtriage/internal/config"
+	"github.com/vmtriage/vmtriage/internal/model"
 )
 
 const (
@@ -250,5 +251,53 @@ func TestNewAzureRefusesBadOptions(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestAzureMigrateHostThroughExecutor: a migrate-host remedy run by the
+// executor with the Azure actuator skips host maintenance (not an Azure
+// action) and redeploys the VM, and the step says that Azure chose the
+// host.
+func TestAzureMigrateHostThroughExecutor(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.host(t, "host-1", model.HostFailed, 0, 0)
+	f.host(t, "host-2", model.HostHealthy, 64, 65536)
+	inc := f.incident(t, hostIncident(f.vms(t, "host-1", 1)))
+	m := f.manager(t, Options{})
+	if _, err := m.Request(ctx, inc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Decide(ctx, inc.ID, Approve, "U1", ""); err != nil {
+		t.Fatal(err)
+	}
+	fa := newFakeAzure(t)
+	fa.polls = 0
+	a, err := NewAzure(AzureOptions{VMs: map[string]string{"vm-1": azVMID}, Endpoint: fa.srv.URL,
+		Token: azurehealth.NewTokenSource(fa.srv.URL, "tenant", "client", config.Secret(azSecret), fa.srv.URL+"/.default", fa.srv.Client(), f.clk),
+		Clock: f.clk, Wait: func(_ context.Context, d time.Duration) error { f.clk.Advance(d); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.executor(t, "replica-1", a).RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.st.RemedyForIncident(ctx, inc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range r.Steps {
+		got = append(got, fmt.Sprintf("%s %s: %s", s.Do, s.State, s.Detail))
+	}
+	want := []string{
+		fmt.Sprintf("%s %s: maintenance of host-1: azure manages its hosts: %s", model.StepHostMaintenance, model.StepSkipped, ErrNotSupported),
+		fmt.Sprintf("%s %s: %s", model.StepMigrateVM, model.StepDone, a.MigrateNote()),
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("steps:\n got %q\nwant %q", got, want)
+	}
+	if fmt.Sprint(fa.calls) != fmt.Sprint([]string{"POST " + azVMID + "/redeploy", "GET /op/1"}) {
+		t.Errorf("azure calls = %q", fa.calls)
 	}
 }

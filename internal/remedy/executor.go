@@ -367,7 +367,17 @@ func (x *Executor) step(ctx context.Context, r model.Remedy, s model.RemedyStep)
 	case err != nil:
 		return finish(model.StepFailed, err.Error())
 	}
+	if n, ok := x.o.Actuator.(migrateNoter); ok && s.Do == model.StepMigrateVM {
+		return finish(model.StepDone, n.MigrateNote())
+	}
 	return finish(model.StepDone, "")
+}
+
+// migrateNoter is an Actuator whose migrations do not land where the plan
+// says (Azure's redeploy picks the host itself); its note becomes each
+// done migration's detail, so the thread and the summary say so.
+type migrateNoter interface {
+	MigrateNote() string
 }
 
 func stepText(s model.RemedyStep) string {
