@@ -29,7 +29,7 @@ const (
 // fakeAzure serves a token endpoint and the Resource Manager calls the
 // actuator makes, and checks their shapes.
 type fakeAzure struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *httptest.Server
 	mu       sync.Mutex
 	calls    []string
@@ -40,7 +40,7 @@ type fakeAzure struct {
 	location bool   // use Location instead of Azure-AsyncOperation
 }
 
-func newFakeAzure(t *testing.T) *fakeAzure {
+func newFakeAzure(t testing.TB) *fakeAzure {
 	f := &fakeAzure{t: t, power: "PowerState/running", polls: 2}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
@@ -299,5 +299,28 @@ func TestAzureMigrateHostThroughExecutor(t *testing.T) {
 	}
 	if fmt.Sprint(fa.calls) != fmt.Sprint([]string{"POST " + azVMID + "/redeploy", "GET /op/1"}) {
 		t.Errorf("azure calls = %q", fa.calls)
+	}
+}
+
+// BenchmarkAzureRestartVM measures one restart against the fake: VM list
+// (two pages), instance view, the post and one poll.
+func BenchmarkAzureRestartVM(b *testing.B) {
+	f := newFakeAzure(b)
+	clk := clock.NewFake(t0)
+	a, err := NewAzure(AzureOptions{Subscriptions: []string{azSub}, Endpoint: f.srv.URL,
+		Token: azurehealth.NewTokenSource(f.srv.URL, "tenant", "client", config.Secret(azSecret), f.srv.URL+"/.default", f.srv.Client(), clk),
+		Clock: clk, Wait: func(_ context.Context, d time.Duration) error { clk.Advance(d); return nil }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		f.mu.Lock()
+		f.polls, f.calls = 0, nil
+		f.mu.Unlock()
+		if err := a.RestartVM(ctx, Target{VM: "vm-a"}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
