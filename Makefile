@@ -26,7 +26,7 @@ CLUSTER_PKGS = $(shell go list -f '{{.ImportPath}} {{join .TestImports " "}} {{j
 
 # CLUSTER_SKIP are tests in those packages that need another daemon
 # (libvirtd); they run in `make test`, which starts it.
-CLUSTER_SKIP = ^TestLibvirt
+CLUSTER_SKIP = ^(TestLibvirt|TestDaemon)
 
 # test-cluster runs every Redis-backed test again against a three-master
 # Redis Cluster on 127.0.0.1:7001-7003, started and stopped around the run.
