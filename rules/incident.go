@@ -527,7 +527,24 @@ func (e *Engine) flush(ctx context.Context) error {
 		return nil
 	}
 	var errs []error
-	// Ids first: inhibition refers to incidents by id.
+	// Host states first: what reacts to an incident (a migration plan, a
+	// ticket) reads the hosts' states of the period, so the evidence is
+	// stored before the verdict that rests on it.
+	for pr, h := range e.periods {
+		if !pr.dirty {
+			delete(e.periods, pr)
+			continue
+		}
+		hp := model.HostPeriod{Start: e.periodStart(pr.idx), State: pr.state, Facts: factsMap(pr.facts), Reasons: e.reasonNames(pr.reasons)}
+		if err := e.store.SaveHostPeriod(ctx, h.id, hp); err != nil {
+			e.m.storeErrors.Inc()
+			errs = append(errs, fmt.Errorf("save period %s of host %s: %w", hp.Start.Format(time.RFC3339), h.id, err))
+			continue
+		}
+		pr.savedState, pr.savedReasons, pr.dirty = pr.state, pr.reasons, false
+		delete(e.periods, pr)
+	}
+	// Ids next: inhibition refers to incidents by id.
 	for st := range e.dirty {
 		if st.inc.ID != "" {
 			continue
@@ -589,20 +606,6 @@ func (e *Engine) flush(ctx context.Context) error {
 			e.log.Info("incident "+string(st.inc.Status), "incident", st.inc.ID, "rule", st.inc.Rule,
 				"subject", st.inc.Subject, "vms", len(st.inc.VMs), "silenced", st.inc.Silenced, "inhibited_by", st.inc.InhibitedBy)
 		}
-	}
-	for pr, h := range e.periods {
-		if !pr.dirty {
-			delete(e.periods, pr)
-			continue
-		}
-		hp := model.HostPeriod{Start: e.periodStart(pr.idx), State: pr.state, Facts: factsMap(pr.facts), Reasons: e.reasonNames(pr.reasons)}
-		if err := e.store.SaveHostPeriod(ctx, h.id, hp); err != nil {
-			e.m.storeErrors.Inc()
-			errs = append(errs, fmt.Errorf("save period %s of host %s: %w", hp.Start.Format(time.RFC3339), h.id, err))
-			continue
-		}
-		pr.savedState, pr.savedReasons, pr.dirty = pr.state, pr.reasons, false
-		delete(e.periods, pr)
 	}
 	e.m.setOpen(e.open)
 	return errors.Join(errs...)
