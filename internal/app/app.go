@@ -207,7 +207,7 @@ func Serve(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	books, err := newOutages(cfg, st, replica, clk, log.With("component", "outage"))
+	books, err := newOutages(cfg, st, replica, inventoryServices{inv}, clk, log.With("component", "outage"))
 	if err != nil {
 		return fmt.Errorf("start outage books: %w", err)
 	}

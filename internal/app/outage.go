@@ -30,14 +30,16 @@ type outageParts struct {
 }
 
 // newOutages builds the outage books (a consumer of the incidents stream in
-// its own group), the availability report endpoints and the status page.
-func newOutages(cfg config.Config, st *store.Store, replica string, clk clock.Clock, log *slog.Logger) (outageParts, error) {
+// its own group), the availability report endpoints and the status page;
+// services (inventoryServices(inv)) names each VM's service for the
+// reports' downtime by service.
+func newOutages(cfg config.Config, st *store.Store, replica string, services outage.Services, clk clock.Clock, log *slog.Logger) (outageParts, error) {
 	books, err := outage.New(outage.Options{Store: st, Consumer: replica, Sweep: cfg.OutageSweep,
 		Retention: cfg.OutageRetention, Clock: clk, Logger: log})
 	if err != nil {
 		return outageParts{}, err
 	}
-	rep := &outage.Reporter{Source: st, SLATarget: cfg.SLATarget, Clock: clk}
+	rep := &outage.Reporter{Source: st, SLATarget: cfg.SLATarget, Services: services, Clock: clk}
 	page, err := statuspage.New(statuspage.Options{Fleet: st, Reports: rep, Actions: st, Token: cfg.StatusToken, Clock: clk, Logger: log})
 	if err != nil {
 		return outageParts{}, err
@@ -145,6 +147,14 @@ func reportReply(r *outage.Report, period string) bot.Reply {
 			l.Items = append(l.Items, fmt.Sprintf("%s: %s min over %s", h.Name, mins(h.DowntimeMinutes), nOf(h.VMs, "VM", "VMs")))
 		}
 		reply.Sections = append(reply.Sections, bot.Section{Heading: "Worst hosts", List: l})
+	}
+	if len(r.Services) > 0 {
+		l := &bot.List{Limit: 5}
+		for _, s := range r.Services {
+			l.Items = append(l.Items, fmt.Sprintf("%s: %s min in %s over %s", s.Service, mins(s.DowntimeMinutes),
+				nOf(s.Outages, "outage", "outages"), nOf(s.VMs, "VM", "VMs")))
+		}
+		reply.Sections = append(reply.Sections, bot.Section{Heading: "Services with the most downtime", List: l})
 	}
 	pb := bot.Section{Heading: fmt.Sprintf("Platform SLA breaches: %d of %d VMs under target", len(r.PlatformBreaches), len(r.Breaches))}
 	if len(r.PlatformBreaches) > 0 {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +24,11 @@ import (
 // again 40 s later → the incident resolves → the availability report, the
 // CSV, /triage report and the status page all show 40 s of guest downtime.
 func TestOutageBooksEndToEnd(t *testing.T) {
-	s := bootService(t, bootOptions{Env: map[string]string{"VMTRIAGE_OUTAGE_SWEEP": "1s"}})
+	inv := filepath.Join(t.TempDir(), "inventory.csv")
+	if err := os.WriteFile(inv, []byte("vm,service,team\nvm-0042,payments,team-pay\nvm-0043,payments,team-pay\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := bootService(t, bootOptions{Env: map[string]string{"VMTRIAGE_OUTAGE_SWEEP": "1s", "VMTRIAGE_INVENTORY_PATH": inv}})
 	t0 := s.clock.Now()
 	at := func(d time.Duration) string { return t0.Add(d).Format(time.RFC3339Nano) }
 
@@ -77,6 +83,12 @@ func TestOutageBooksEndToEnd(t *testing.T) {
 			Count    int `json:"count"`
 			Resolved int `json:"resolved"`
 		} `json:"incidents_total"`
+		Services []struct {
+			Service         string  `json:"service"`
+			DowntimeMinutes float64 `json:"downtime_minutes"`
+			Outages         int     `json:"outages"`
+			VMs             int     `json:"vms"`
+		} `json:"services"`
 	}
 	eventually(t, 10*time.Second, "the report shows the closed outage", func() (bool, string) {
 		code, b := s.get(t, "/v1/reports/availability"+query)
@@ -100,6 +112,10 @@ func TestOutageBooksEndToEnd(t *testing.T) {
 	}
 	if len(rep.Breaches) != 1 || rep.Breaches[0].VM != "vm-0042" {
 		t.Errorf("SLA breaches = %+v, want vm-0042 (40 s of 2 h is under 99.95%%)", rep.Breaches)
+	}
+	if len(rep.Services) != 1 || rep.Services[0].Service != "payments" || rep.Services[0].Outages != 1 ||
+		rep.Services[0].VMs != 1 || rep.Services[0].DowntimeMinutes != rep.Fleet.DowntimeMinutes {
+		t.Errorf("services = %+v, want payments with vm-0042's one outage", rep.Services)
 	}
 	if rep.Incidents.Count != 1 || rep.Incidents.Resolved != 1 {
 		t.Errorf("incident analytics = %+v, want one resolved", rep.Incidents)

@@ -60,6 +60,23 @@ func BenchmarkCompute30Days100kVMs(b *testing.B) {
 	b.ReportMetric(float64(len(in.Outages)), "intervals")
 }
 
+// BenchmarkCompute30Days100kVMsServices is the fleet report with the
+// downtime by service: the 100,000 VMs in 2,000 services.
+func BenchmarkCompute30Days100kVMsServices(b *testing.B) {
+	in := benchInput()
+	svc := serviceMap{}
+	for v := range 100_000 {
+		svc[fmt.Sprintf("vm-%06d", v)] = fmt.Sprintf("svc-%04d", v%2000)
+	}
+	in.Services = svc
+	b.ReportAllocs()
+	for b.Loop() {
+		if rep := Compute(in); len(rep.Services) != 2000 {
+			b.Fatalf("%d services, want 2000", len(rep.Services))
+		}
+	}
+}
+
 // BenchmarkCompute30Days100kVMsSite is the same for one site of ten.
 func BenchmarkCompute30Days100kVMsSite(b *testing.B) {
 	in := benchInput()

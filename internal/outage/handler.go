@@ -40,7 +40,10 @@ type Reporter struct {
 	// SLATarget is the availability target in percent (DefaultSLATarget
 	// when zero).
 	SLATarget float64
-	Clock     clock.Clock
+	// Services, if set, names each VM's service for the report's downtime
+	// by service.
+	Services Services
+	Clock    clock.Clock
 }
 
 // Now is the reporter's clock reading.
@@ -74,7 +77,7 @@ func (r *Reporter) Report(ctx context.Context, from, to time.Time, site string) 
 		return Report{}, err
 	}
 	in := Input{From: from, To: to, Now: r.Now(), Site: site, Outages: ivs, SLATarget: r.SLATarget,
-		SiteVMs: map[string]int{}}
+		SiteVMs: map[string]int{}, Services: r.Services}
 	if in.VMs, err = r.Source.CountVMs(ctx, site); err != nil {
 		return Report{}, err
 	}

@@ -41,6 +41,28 @@ type Input struct {
 	SLATarget float64
 	// Worst is how many worst VMs and hosts to list (DefaultWorst when 0).
 	Worst int
+	// Services, if set, names each VM's service for the downtime by
+	// service; nil leaves Report.Services empty.
+	Services Services
+}
+
+// Services names the service a VM is an instance of ("" when none), as the
+// inventory in force says at report time: intervals do not keep services,
+// and an incident's services are those of all its VMs, not of each one.
+type Services interface {
+	ServiceOf(vm string) string
+}
+
+// ServiceDowntime is the downtime of one service's VMs over the period.
+type ServiceDowntime struct {
+	Service         string  `json:"service"`
+	DowntimeMinutes float64 `json:"downtime_minutes"`
+	ByAttribution   Minutes `json:"downtime_by_attribution"`
+	// Outages counts the intervals of its VMs, Open those still going on;
+	// VMs counts its VMs with downtime.
+	Outages int `json:"outages"`
+	Open    int `json:"open"`
+	VMs     int `json:"vms"`
 }
 
 // Minutes is downtime in minutes by attribution.
@@ -145,6 +167,9 @@ type Report struct {
 	// sums them.
 	Incidents      []IncidentGroup `json:"incidents"`
 	IncidentsTotal IncidentGroup   `json:"incidents_total"`
+	// Services is downtime by service (Input.Services), most downtime
+	// first; VMs of no service are left out.
+	Services []ServiceDowntime `json:"services,omitempty"`
 	// VMs and Hosts are every VM and host with downtime, by name; they
 	// feed the CSV and are left out of the JSON (Worst* cover it).
 	VMs   []Availability `json:"-"`
@@ -171,6 +196,9 @@ type acc struct {
 	// and onSite are where a VM's latest interval was booked.
 	seen           int
 	onHost, onSite *acc
+	// service is a VM's service (nil for none), looked up once (named).
+	service *acc
+	named   bool
 }
 
 func (a *acc) down() time.Duration {
@@ -258,6 +286,10 @@ func Compute(in Input) Report {
 	var vmOrder []*acc // first seen first, so sorted input stays sorted
 	hosts := make(map[string]*acc)
 	sites := make(map[string]*acc)
+	var services map[string]*acc
+	if in.Services != nil {
+		services = make(map[string]*acc)
+	}
 	days := newDays(in.From, end)
 	type causeKey struct{ cause, attribution string }
 	causes := map[causeKey]*CauseMinutes{}
@@ -318,6 +350,21 @@ func Compute(in Input) Report {
 			v.onSite = site
 		}
 		v.onSite.add(o, rank, clipped, end, in.From)
+		if services != nil {
+			if !v.named {
+				v.named = true
+				if name := in.Services.ServiceOf(o.VM); name != "" {
+					if v.service = services[name]; v.service == nil {
+						v.service = &acc{name: name}
+						services[name] = v.service
+					}
+					v.service.vms++
+				}
+			}
+			if v.service != nil {
+				v.service.add(o, rank, clipped, end, in.From)
+			}
+		}
 		days.add(rank, s, e)
 		c := lastCause
 		if c == nil || c.Cause != o.Cause || c.Attribution != o.Attribution {
@@ -381,6 +428,7 @@ func Compute(in Input) Report {
 	slices.SortFunc(rep.Causes, func(a, b CauseMinutes) int {
 		return cmp.Or(cmp.Compare(b.Minutes, a.Minutes), cmp.Compare(a.Cause, b.Cause), cmp.Compare(a.Attribution, b.Attribution))
 	})
+	rep.Services = serviceList(services, period)
 	rep.Incidents, rep.IncidentsTotal = incidentStats(in.Incidents, in.Site, in.From, end)
 	if rep.Sites == nil {
 		rep.Sites = []Availability{}
@@ -392,6 +440,23 @@ func Compute(in Input) Report {
 		rep.PlatformBreaches = []Breach{}
 	}
 	return rep
+}
+
+// serviceList lists the services' downtime, most first, ties by name.
+func serviceList(services map[string]*acc, period time.Duration) []ServiceDowntime {
+	if len(services) == 0 {
+		return nil
+	}
+	out := make([]ServiceDowntime, 0, len(services))
+	for _, s := range services {
+		a := s.availability(period)
+		out = append(out, ServiceDowntime{Service: a.Name, DowntimeMinutes: a.DowntimeMinutes,
+			ByAttribution: a.ByAttribution, Outages: a.Outages, Open: a.Open, VMs: a.VMs})
+	}
+	slices.SortFunc(out, func(a, b ServiceDowntime) int {
+		return cmp.Or(cmp.Compare(b.DowntimeMinutes, a.DowntimeMinutes), cmp.Compare(a.Service, b.Service))
+	})
+	return out
 }
 
 // sortBreaches orders breaches by key, ties in their given order. It sorts

@@ -278,3 +278,66 @@ func TestAvailabilityBadParams(t *testing.T) {
 		}
 	}
 }
+
+// serviceMap is a fixed VM → service relation for tests.
+type serviceMap map[string]string
+
+func (m serviceMap) ServiceOf(vm string) string { return m[vm] }
+
+func TestComputeServices(t *testing.T) {
+	svc := serviceMap{"vm-1": "payments", "vm-2": "payments", "vm-3": "search"}
+	for _, tc := range []struct {
+		name     string
+		services Services
+		site     string
+		outages  []store.Outage
+		want     []ServiceDowntime
+	}{
+		{name: "no relation given: no breakdown", outages: []store.Outage{iv("vm-1", "h1", "a", 0, 60, Guest)}},
+		{name: "no outages: no breakdown", services: svc},
+		{name: "VMs of no service are left out", services: svc,
+			outages: []store.Outage{iv("vm-9", "h1", "a", 0, 60, Guest)}},
+		{name: "a service's VMs add up; most downtime first", services: svc,
+			outages: []store.Outage{
+				iv("vm-1", "h1", "a", 0, 30, PlatformUnplanned),
+				iv("vm-1", "h2", "a", 100, 110, User),
+				iv("vm-2", "h1", "a", 0, 30, PlatformUnplanned),
+				iv("vm-3", "h3", "a", 200, 220, Guest),
+				iv("vm-9", "h3", "a", 0, 500, Guest),
+			},
+			want: []ServiceDowntime{
+				{Service: "payments", DowntimeMinutes: 70, ByAttribution: Minutes{PlatformUnplanned: 60, User: 10}, Outages: 3, VMs: 2},
+				{Service: "search", DowntimeMinutes: 20, ByAttribution: Minutes{Guest: 20}, Outages: 1, VMs: 1},
+			}},
+		{name: "clipped to the period, open outages counted", services: svc,
+			outages: []store.Outage{iv("vm-3", "h3", "a", -60, 15, Guest), iv("vm-1", "h1", "a", day-5, -1, Unknown)},
+			want: []ServiceDowntime{
+				{Service: "search", DowntimeMinutes: 15, ByAttribution: Minutes{Guest: 15}, Outages: 1, VMs: 1},
+				{Service: "payments", DowntimeMinutes: 5, ByAttribution: Minutes{Unknown: 5}, Outages: 1, Open: 1, VMs: 1},
+			}},
+		{name: "ties by name; other sites skipped", services: svc, site: "a",
+			outages: []store.Outage{
+				iv("vm-3", "h3", "a", 0, 10, Guest),
+				iv("vm-1", "h1", "a", 0, 10, Guest),
+				iv("vm-2", "h9", "b", 0, 100, Guest),
+			},
+			want: []ServiceDowntime{
+				{Service: "payments", DowntimeMinutes: 10, ByAttribution: Minutes{Guest: 10}, Outages: 1, VMs: 1},
+				{Service: "search", DowntimeMinutes: 10, ByAttribution: Minutes{Guest: 10}, Outages: 1, VMs: 1},
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := Compute(Input{From: at(0), To: at(day), Site: tc.site, VMs: 10, Outages: tc.outages, Services: tc.services})
+			if len(rep.Services) != len(tc.want) {
+				t.Fatalf("services = %+v, want %+v", rep.Services, tc.want)
+			}
+			for i, w := range tc.want {
+				g := rep.Services[i]
+				if g.Service != w.Service || !near(g.DowntimeMinutes, w.DowntimeMinutes) || g.ByAttribution != w.ByAttribution ||
+					g.Outages != w.Outages || g.Open != w.Open || g.VMs != w.VMs {
+					t.Errorf("services[%d] = %+v, want %+v", i, g, w)
+				}
+			}
+		})
+	}
+}
