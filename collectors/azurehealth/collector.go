@@ -92,6 +92,15 @@ type Options struct {
 	Wait       func(ctx context.Context, d time.Duration) error
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// Inventory, when set, receives every VM's service read from its
+	// ServiceTag tag, as the whole "azure-tags" layer; nil reads no tags.
+	Inventory InventorySink
+	// ServiceTag is the tag naming a VM's service (matched without regard
+	// to case, as Azure does); default "service".
+	ServiceTag string
+	// TagsEvery reads the tags on every TagsEvery-th poll, starting with
+	// the first; default 10.
+	TagsEvery int
 }
 
 // Collector polls Azure Resource Health. Poll and Run must not be called
@@ -104,6 +113,7 @@ type Collector struct {
 	log      *slog.Logger
 
 	mu            sync.Mutex
+	polls         int // polls started, for TagsEvery
 	vms           map[string]*vmState
 	baselined     map[string]bool
 	lastKeepAlive time.Time
@@ -180,6 +190,12 @@ func New(opts Options) (*Collector, error) {
 	}
 	if opts.Source == "" {
 		opts.Source = DefaultSource
+	}
+	if opts.ServiceTag == "" {
+		opts.ServiceTag = DefaultServiceTag
+	}
+	if opts.TagsEvery <= 0 {
+		opts.TagsEvery = DefaultTagsEvery
 	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
@@ -350,6 +366,14 @@ func (c *Collector) Poll(ctx context.Context) error {
 	default:
 		c.m.polls.WithLabelValues("failed").Inc()
 	}
+	// Tags are read apart from the health records: their failure is
+	// counted under kind "tags" and returned, not in the poll's result.
+	if c.opts.Inventory != nil && c.polls%c.opts.TagsEvery == 0 {
+		if err := c.pollTags(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	c.polls++
 	return errors.Join(errs...)
 }
 
@@ -393,16 +417,7 @@ func (c *Collector) list(ctx context.Context, sub string) ([]record, error) {
 	next := c.opts.Endpoint + "/subscriptions/" + url.PathEscape(sub) +
 		"/providers/Microsoft.ResourceHealth/availabilityStatuses?" + q.Encode()
 	var recs []record
-	seen := map[string]bool{}
-	for n := 1; next != ""; n++ {
-		if n > maxPages || seen[next] {
-			return recs, fmt.Errorf("listing does not end (page %d repeats or exceeds %d pages)", n, maxPages)
-		}
-		seen[next] = true
-		p, err := c.fetchPage(ctx, next)
-		if err != nil {
-			return recs, fmt.Errorf("page %d: %w", n, err)
-		}
+	err := c.eachPage(ctx, next, func(n int, p page) {
 		for i, raw := range p.Value {
 			r, err := parseRecord(raw)
 			switch {
@@ -414,14 +429,34 @@ func (c *Collector) list(ctx context.Context, sub string) ([]record, error) {
 			}
 			recs = append(recs, r)
 		}
+	})
+	return recs, err
+}
+
+// eachPage fetches the listing that starts at next page by page, following
+// nextLink, and hands each page (numbered from 1) to fn. It stops at the
+// first page that cannot be read, or whose nextLink leaves the endpoint or
+// loops, and returns why.
+func (c *Collector) eachPage(ctx context.Context, next string, fn func(n int, p page)) error {
+	seen := map[string]bool{}
+	for n := 1; next != ""; n++ {
+		if n > maxPages || seen[next] {
+			return fmt.Errorf("listing does not end (page %d repeats or exceeds %d pages)", n, maxPages)
+		}
+		seen[next] = true
+		p, err := c.fetchPage(ctx, next)
+		if err != nil {
+			return fmt.Errorf("page %d: %w", n, err)
+		}
+		fn(n, p)
 		if p.NextLink != "" {
 			if err := c.checkNextLink(p.NextLink); err != nil {
-				return recs, fmt.Errorf("page %d: %w", n, err)
+				return fmt.Errorf("page %d: %w", n, err)
 			}
 		}
 		next = p.NextLink
 	}
-	return recs, nil
+	return nil
 }
 
 // checkNextLink refuses a nextLink that leaves the management endpoint:

@@ -23,7 +23,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"result"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vmtriage_azurehealth_errors_total",
-			Help: "Azure Resource Health errors, by kind (http, throttled, token, record, sink).",
+			Help: "Azure Resource Health errors, by kind (http, throttled, token, record, sink, tags, inventory).",
 		}, []string{"kind"}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vmtriage_azurehealth_observations_total",

@@ -91,8 +91,8 @@ func parseRecord(raw []byte) (record, error) {
 	if err != nil {
 		return record{}, err
 	}
-	if !utf8.ValidString(name) || len(name) > model.MaxIDLen || strings.ContainsAny(name, " \t\r\n{}") {
-		return record{}, fmt.Errorf("VM name %q in id is not usable", name)
+	if err := usableName(name); err != nil {
+		return record{}, err
 	}
 	p := &w.Properties
 	r := record{
@@ -170,6 +170,14 @@ func vmName(id string) (resource, name string, err error) {
 		return "", "", errNotVM
 	}
 	return "", "", errNotVM
+}
+
+// usableName refuses a VM name that cannot be an observation's id.
+func usableName(name string) error {
+	if !utf8.ValidString(name) || len(name) > model.MaxIDLen || strings.ContainsAny(name, " \t\r\n{}") {
+		return fmt.Errorf("VM name %q in id is not usable", name)
+	}
+	return nil
 }
 
 // siteName turns a location into a site name: "East US" → "eastus".

@@ -75,6 +75,9 @@ func newCollectors(cfg config.Config, st *store.Store, clk clock.Clock, log *slo
 			ClientSecret: cfg.AzureClientSecret, Endpoint: cfg.AzureEndpoint, LoginEndpoint: cfg.AzureLoginEndpoint,
 			Interval: cfg.AzureInterval, KeepAlive: cfg.AzureKeepAlive, QuietBaseline: cfg.AzureQuietBaseline,
 			Sink: st, Clock: clk, Logger: log.With("component", "azurehealth"), Registerer: reg,
+			// VMs' "service" tags feed the inventory's azure-tags layer
+			// (every 10th poll, replacing the layer).
+			Inventory: st,
 		})
 		if err != nil {
 			return p, fmt.Errorf("start azure resource health collector: %w", err)
