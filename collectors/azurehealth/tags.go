@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"unicode"
@@ -35,6 +36,9 @@ type InventorySink interface {
 	ApplyInventory(ctx context.Context, source string, replace bool, actor string, rels []model.InventoryRelation) (int, error)
 }
 
+// errNoTag marks a VM without the service tag.
+var errNoTag = errors.New("untagged")
+
 // wireVM is a virtualMachines listing entry, reduced to what tags need.
 type wireVM struct {
 	ID   string            `json:"id"`
@@ -61,7 +65,11 @@ func (c *Collector) pollTags(ctx context.Context) error {
 				name, svc, err := c.vmService(raw)
 				if err != nil {
 					c.m.errors.WithLabelValues("tags").Inc()
-					c.log.Warn("skipping a VM's service tag", "subscription", sub, "page", n, "vm", i, "err", err)
+					level := slog.LevelWarn
+					if errors.Is(err, errNoTag) {
+						level = slog.LevelDebug // common, and repeated every tag poll
+					}
+					c.log.Log(ctx, level, "skipping a VM's service tag", "subscription", sub, "page", n, "vm", i, "err", err)
 					continue
 				}
 				if name == "" || seen[name] {
@@ -117,7 +125,7 @@ func (c *Collector) vmService(raw json.RawMessage) (name, svc string, err error)
 	svc = strings.TrimSpace(svc)
 	switch {
 	case !found:
-		return "", "", fmt.Errorf("VM %s has no %q tag", name, c.opts.ServiceTag)
+		return "", "", fmt.Errorf("VM %s has no %q tag: %w", name, c.opts.ServiceTag, errNoTag)
 	case svc == "":
 		return "", "", fmt.Errorf("VM %s: tag %q is empty", name, c.opts.ServiceTag)
 	case len(svc) > maxServiceLen:

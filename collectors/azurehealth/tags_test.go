@@ -146,6 +146,10 @@ func TestTagsPoll(t *testing.T) {
 	if got := h.counter("vmtriage_azurehealth_errors_total", "kind", "tags"); got != 3 {
 		t.Errorf("tags errors = %v, want 3 (no tags, spaces, bad name)", got)
 	}
+	if logs := h.logs.String(); !strings.Contains(logs, `level=DEBUG msg="skipping a VM's service tag"`) ||
+		!strings.Contains(logs, `level=WARN msg="skipping a VM's service tag"`) {
+		t.Errorf("want an untagged VM logged at debug and a bad tag at warn:\n%s", logs)
+	}
 	if got := h.counter("vmtriage_azurehealth_polls_total", "result", "ok"); got != 1 {
 		t.Errorf("ok polls = %v, want 1", got)
 	}
