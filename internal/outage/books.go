@@ -49,6 +49,13 @@ func ApplyIncident(ivs []store.Outage, inc *model.Incident, deleted bool, vm mod
 			start = afterLast(ivs, start)
 			ivs = append(ivs, store.Outage{VM: vm.ID, Host: vm.Host, Site: vm.Site, Start: start,
 				State: string(vm.State), Causes: []store.OutageCause{claim}})
+		} else if !matched && !hasOpen(ivs) && vm.State == model.StateRunning && vm.Since.After(inc.StartedAt) &&
+			(wEnd.IsZero() || !vm.Since.After(wEnd)) {
+			// The books read this change late: the VM the incident names
+			// ran again before they saw it down. It was down from the
+			// incident's start (the first moment anyone knew) until it ran.
+			ivs = append(ivs, store.Outage{VM: vm.ID, Host: vm.Host, Site: vm.Site, Start: afterLast(ivs, inc.StartedAt),
+				End: vm.Since, State: string(model.StateUnavailable), Causes: []store.OutageCause{claim}})
 		}
 	}
 	if !inc.Open() {

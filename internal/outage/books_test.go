@@ -193,3 +193,27 @@ func TestOf(t *testing.T) {
 		}
 	}
 }
+
+// The books may read an incident change after the VM it names ran again
+// (a busy consumer, a restart): the outage is still booked, from the
+// incident's start to the moment the VM ran, not lost.
+func TestIncidentReadAfterTheVMRanAgain(t *testing.T) {
+	i := inc("inc-1", model.TriggerPlatform, "host-hardware-fault", 1, -1)
+	running := model.VMStatus{ID: "vm-1", Host: "host-1", Site: "pod-a", State: model.StateRunning, Since: at(4)}
+	ivs := ApplyIncident(nil, &i, false, running, at(6))
+	if got, want := show(ivs), "[1,4) platform-unplanned host-hardware-fault"; got != want {
+		t.Fatalf("firing incident read late: got %s, want %s", got, want)
+	}
+	// The same change read again, and then its resolution: nothing doubles.
+	ivs = ApplyIncident(ivs, &i, false, running, at(7))
+	i.Status, i.ResolvedAt = model.StatusResolved, at(9)
+	ivs = ApplyIncident(ivs, &i, false, running, at(10))
+	if got, want := show(ivs), "[1,4) platform-unplanned host-hardware-fault"; got != want {
+		t.Fatalf("after replay and resolution: got %s, want %s", got, want)
+	}
+	// A VM that has run since before the incident began was never down.
+	steady := model.VMStatus{ID: "vm-2", Host: "host-1", Site: "pod-a", State: model.StateRunning, Since: at(-30)}
+	if got := ApplyIncident(nil, &i, false, steady, at(10)); len(got) != 0 {
+		t.Fatalf("a VM running throughout got %s, want no interval", show(got))
+	}
+}
