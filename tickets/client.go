@@ -16,6 +16,8 @@ import (
 
 	jira "github.com/andygrunwald/go-jira"
 	"github.com/trivago/tgo/tcontainer"
+
+	"github.com/vmtriage/vmtriage/internal/retryafter"
 )
 
 // maxText is Jira's limit for descriptions and comments, in characters.
@@ -91,20 +93,7 @@ func Retryable(status int) bool {
 // RetryAfter reads a Retry-After header (seconds, or an HTTP date relative
 // to now), capped at MaxRetryAfter; 0 when absent or unreadable.
 func RetryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs > int64(MaxRetryAfter/time.Second) {
-			return MaxRetryAfter
-		}
-		d = time.Duration(secs) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), MaxRetryAfter)
+	return retryafter.Parse(h, now, MaxRetryAfter)
 }
 
 // temporary reports whether err (from a Jira call or the store) may go

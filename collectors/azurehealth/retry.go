@@ -3,9 +3,9 @@ package azurehealth
 import (
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/vmtriage/vmtriage/internal/retryafter"
 )
 
 // httpError is a failed call to Azure: the status (0 for a transport
@@ -50,26 +50,11 @@ func retryable(status int) bool {
 const maxRetryAfter = 5 * time.Minute
 
 // retryAfter reads a Retry-After header (seconds or an HTTP date, relative
-// to now); 0 when absent or unreadable. Azure Resource Manager also sends
-// x-ms-ratelimit-reset-after style hints in seconds, which are not relied on.
+// to now), capped at maxRetryAfter; 0 when absent or unreadable. Azure
+// Resource Manager also sends x-ms-ratelimit-reset-after style hints in
+// seconds, which are not relied on.
 func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		if secs > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(secs) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), maxRetryAfter)
+	return retryafter.Parse(h, now, maxRetryAfter)
 }
 
 // backoff is the wait before attempt n+1 (n from 1) when the server gave

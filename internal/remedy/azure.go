@@ -8,11 +8,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/vmtriage/vmtriage/internal/clock"
+	"github.com/vmtriage/vmtriage/internal/retryafter"
 )
 
 // Defaults of AzureOptions.
@@ -177,7 +177,7 @@ func (a *Azure) send(ctx context.Context, op, method, u string) (http.Header, in
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusTooManyRequests && attempt < a.o.MaxAttempts {
-			d := azureRetryAfter(resp.Header, a.o.Clock.Now())
+			d := retryafter.Parse(resp.Header, a.o.Clock.Now(), azureMaxRetryAfter)
 			if d == 0 {
 				d = time.Duration(attempt) * time.Second
 			}
@@ -198,17 +198,8 @@ func (a *Azure) send(ctx context.Context, op, method, u string) (http.Header, in
 	}
 }
 
-// azureRetryAfter reads Retry-After (seconds or a date), capped at 5m.
-func azureRetryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		d = time.Duration(secs) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), 5*time.Minute)
-}
+// azureMaxRetryAfter caps how long a throttled Azure call waits.
+const azureMaxRetryAfter = 5 * time.Minute
 
 func firstLineOf(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
@@ -310,7 +301,7 @@ func (a *Azure) await(ctx context.Context, op string, h http.Header) error {
 	}
 	deadline := a.o.Clock.Now().Add(a.o.MaxWait)
 	for {
-		d := azureRetryAfter(h, a.o.Clock.Now())
+		d := retryafter.Parse(h, a.o.Clock.Now(), azureMaxRetryAfter)
 		if d == 0 {
 			d = a.o.PollInterval
 		}
