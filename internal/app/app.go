@@ -213,7 +213,7 @@ func Serve(ctx context.Context, opts Options) error {
 	}
 	var uploader chartUploader
 	if sl.api != nil {
-		uploader = sl.api
+		uploader = botslack.Uploader{API: sl.api}
 	}
 	if err := router.Register(reportVerb(books.reporter, uploader, cfg.PublicURL, log.With("component", "outage"))); err != nil {
 		return fmt.Errorf("start bot router: %w", err)

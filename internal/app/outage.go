@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	goslack "github.com/slack-go/slack"
-
 	"github.com/vmtriage/vmtriage/bot"
 	"github.com/vmtriage/vmtriage/internal/clock"
 	"github.com/vmtriage/vmtriage/internal/config"
@@ -51,10 +49,9 @@ func newOutages(cfg config.Config, st *store.Store, replica string, services out
 	return outageParts{books: books, reporter: rep, routes: routes}, nil
 }
 
-// chartUploader uploads a file to a chat channel (slack-go's v2 upload:
-// files.getUploadURLExternal, the upload, files.completeUploadExternal).
+// chartUploader uploads a file to a chat channel (bot/slack's Uploader).
 type chartUploader interface {
-	UploadFileContext(ctx context.Context, params goslack.UploadFileParameters) (*goslack.FileSummary, error)
+	UploadFile(ctx context.Context, channel, filename, title string, data []byte) error
 }
 
 // reportPeriods are the periods /triage report accepts.
@@ -210,9 +207,5 @@ func uploadChart(ctx context.Context, up chartUploader, channel string, r *outag
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	_, err := up.UploadFileContext(ctx, goslack.UploadFileParameters{
-		Channel: channel, Filename: "downtime-" + period + ".png", FileSize: buf.Len(), Reader: &buf,
-		Title: title, AltTxt: title,
-	})
-	return err
+	return up.UploadFile(ctx, channel, "downtime-"+period+".png", title, buf.Bytes())
 }
